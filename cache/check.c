@@ -1,0 +1,161 @@
+/* check.c - `mailfs --check-config` (see check.h).
+ *
+ * For each account: password (password or password_cmd), connection with the account's
+ * TLS settings, login, capabilities, the folder list with STATUS counts. It changes
+ * nothing on the server (STATUS never selects, so no flag and no \Recent changes). */
+#include "cache/check.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/imap.h"
+
+
+/* Display name of a mailbox: its UTF-8 name with the server's delimiter shown as "/". */
+static void
+display_name(const struct imap_mbox *m, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s", m->name);
+	if (m->delim != '\0' && m->delim != '/')
+		for (char *p = out; *p; p++)
+			if (*p == m->delim)
+				*p = '/';
+}
+
+static int
+cmp_mbox(const void *a, const void *b)
+{
+	const struct imap_mbox *x = a, *y = b;
+	bool xi = strcmp(x->raw, "INBOX") == 0, yi = strcmp(y->raw, "INBOX") == 0;
+	if (xi != yi)
+		return xi ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static const char *
+special_use(unsigned flags)
+{
+	if (flags & IMAP_MBOX_SENT)
+		return " [sent]";
+	if (flags & IMAP_MBOX_DRAFTS)
+		return " [drafts]";
+	if (flags & IMAP_MBOX_TRASH)
+		return " [trash]";
+	if (flags & IMAP_MBOX_JUNK)
+		return " [junk]";
+	if (flags & IMAP_MBOX_ARCHIVE)
+		return " [archive]";
+	return "";
+}
+
+/* Returns 0 or -1 with a reason in err. */
+static int
+check_imap(const struct cfg_account *a, const char *password, FILE *out, char *err,
+	   size_t errlen)
+{
+	struct imap *c = NULL;
+	struct imap_mbox *list = NULL;
+	size_t n = 0;
+	int ret = -1;
+	char trace[80];
+	snprintf(trace, sizeof(trace), "imap %s", a->name);
+	struct imap_opts o = {
+		.host = a->imap.host,
+		.port = a->imap.port,
+		.implicit_tls = a->imap.implicit_tls,
+		.plaintext = !a->tls,
+		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
+		.timeout_ms = 15000,
+		.trace = trace,
+	};
+	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+		goto out;
+	char desc[128];
+	fprintf(out, "  connection: %s\n", conn_describe(imap_conn(c), desc, sizeof(desc)));
+	if (imap_login(c, a->user, password) != IMAP_OK) {
+		snprintf(err, errlen, "%s", imap_errmsg(c));
+		goto out;
+	}
+	fprintf(out, "  capabilities: %s\n", imap_caps(c));
+	if (imap_list(c, &list, &n) != IMAP_OK) {
+		snprintf(err, errlen, "LIST failed: %s", imap_errmsg(c));
+		goto out;
+	}
+	qsort(list, n, sizeof(*list), cmp_mbox);
+	fprintf(out, "  folders: %zu\n", n);
+	uint64_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		char name[1024];
+		display_name(&list[i], name, sizeof(name));
+		if (list[i].flags & IMAP_MBOX_NOSELECT) {
+			fprintf(out, "    %-32s (not selectable)\n", name);
+			continue;
+		}
+		struct imap_status_info st;
+		if (imap_status(c, list[i].raw, &st) != IMAP_OK) {
+			snprintf(err, errlen, "STATUS %s failed: %s", name, imap_errmsg(c));
+			goto out;
+		}
+		total += st.messages;
+		fprintf(out, "    %-32s %7u messages, %u unseen%s%s\n", name, st.messages,
+			st.unseen, special_use(list[i].flags),
+			list[i].flags & IMAP_MBOX_BAD_NAME ? " (name is not modified UTF-7)" : "");
+	}
+	fprintf(out, "  messages in all: %llu\n", (unsigned long long)total);
+	ret = 0;
+out:
+	imap_mbox_list_free(&list, n);
+	imap_close(&c);
+	return ret;
+}
+
+static const char *
+scheme(const struct cfg_url *u)
+{
+	switch (u->proto) {
+	case CFG_PROTO_IMAP:
+		return u->implicit_tls ? "imaps" : "imap";
+	case CFG_PROTO_POP3:
+		return u->implicit_tls ? "pop3s" : "pop3";
+	case CFG_PROTO_SMTP:
+		return u->implicit_tls ? "smtps" : "smtp";
+	}
+	return "?";
+}
+
+int
+check_accounts(const struct cfg *cfg, FILE *out, FILE *errout)
+{
+	int failed = 0;
+	for (size_t i = 0; i < cfg->naccounts; i++) {
+		const struct cfg_account *a = &cfg->accounts[i];
+		const struct cfg_url *u = a->imap.set ? &a->imap : &a->pop3;
+		fprintf(out, "account %s: %s://%s:%u as %s\n", a->name, scheme(u), u->host, u->port,
+			a->user);
+		fflush(out);
+		char err[700] = "";
+		char *password = NULL;
+		int r = -1;
+		if (cfg_password(a, &password, err, sizeof(err)) == 0) {
+			if (a->imap.set)
+				r = check_imap(a, password, out, err, sizeof(err));
+			else
+				snprintf(err, sizeof(err),
+					 "POP3 accounts cannot be checked yet: this build has no POP3 "
+					 "client");
+		}
+		cfg_secret_free(&password);
+		if (a->smtp.set)
+			fprintf(out, "  outbox: %s://%s:%u (sending arrives with the outbox)\n",
+				scheme(&a->smtp), a->smtp.host, a->smtp.port);
+		if (r == 0) {
+			fprintf(out, "  ok\n");
+		} else {
+			fprintf(out, "  FAILED: %s\n", err);
+			fprintf(errout, "mailfs: account '%s': %s\n", a->name, err);
+			failed++;
+		}
+		fflush(out);
+	}
+	return failed;
+}

@@ -1,0 +1,18 @@
+/* check.h - `mailfs --check-config`: connect and log in to every configured account and
+ * report what was found (capabilities, folders with message counts).
+ *
+ * Lives in cache/ because it drives net/ for each account as the sync engine will; it
+ * knows nothing of FUSE. */
+#ifndef MAILFS_CHECK_H
+#define MAILFS_CHECK_H
+
+#include <stdio.h>
+
+#include "cache/config.h"
+
+/* Check every account of `cfg`, printing a report to `out` and one line per failing
+ * account to `errout` ("mailfs: account 'x': <reason>"). Returns the number of accounts
+ * that failed (0: all good). */
+int check_accounts(const struct cfg *cfg, FILE *out, FILE *errout);
+
+#endif

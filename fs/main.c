@@ -1,0 +1,146 @@
+/* main.c - the mailfs command line: option parsing, --version, --help, --check-config,
+ * and (from the mount issue on) the FUSE session.
+ *
+ *   mailfs [FUSE options] [-o config=PATH] [-o cache_dir=DIR] MOUNTPOINT
+ *   mailfs --check-config [-o config=PATH]
+ *
+ * Options are parsed with libfuse's fuse_opt so that every standard FUSE option (-f, -d,
+ * -s, -o allow_other, ...) passes through to the session unchanged. */
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/check.h"
+#include "cache/config.h"
+#include "net/log.h"
+
+struct options {
+	char *config;    /* -o config=PATH */
+	char *cache_dir; /* -o cache_dir=DIR */
+	int check;       /* --check-config */
+	int version;
+	int help;
+	int debug; /* -d: also protocol traces */
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt option_spec[] = {
+	OPT("config=%s", config),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("--check-config", check),
+	OPT("--version", version),
+	OPT("-V", version),
+	OPT("--help", help),
+	OPT("-h", help),
+	FUSE_OPT_KEY("-d", FUSE_OPT_KEY_KEEP),
+	FUSE_OPT_KEY("debug", FUSE_OPT_KEY_KEEP),
+	FUSE_OPT_END,
+};
+
+static int
+opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	if (key == FUSE_OPT_KEY_KEEP && (strcmp(arg, "-d") == 0 || strcmp(arg, "debug") == 0))
+		o->debug = 1;
+	return 1; /* keep everything else for FUSE */
+}
+
+static void
+usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s [FUSE options] [-o config=PATH] [-o cache_dir=DIR] MOUNTPOINT\n"
+		"       %s --check-config [-o config=PATH]\n"
+		"\n"
+		"Mounts the mail accounts of the configuration as directories of .eml files.\n"
+		"\n"
+		"mailfs options:\n"
+		"    -o config=PATH       configuration file (default $XDG_CONFIG_HOME/mailfs/config,\n"
+		"                         else ~/.config/mailfs/config)\n"
+		"    -o cache_dir=DIR     cache directory (overrides cache_dir in the config)\n"
+		"    --check-config       connect and log in to every account, list what is there,\n"
+		"                         exit 0 if all accounts work, 1 otherwise\n"
+		"    -d                   debug: FUSE requests and protocol traces (passwords are\n"
+		"                         never shown), stay in the foreground\n"
+		"    -V, --version        print the version\n"
+		"    -h, --help           this help\n"
+		"\n"
+		"FUSE options:\n",
+		prog, prog);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { 0 };
+	struct cfg *cfg = NULL;
+	char err[1024];
+	int ret = 1;
+
+	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
+		goto out;
+	if (o.version) {
+		printf("mailfs %s (libfuse %s, %s)\n", MAILFS_VERSION, fuse_pkgversion(),
+		       "OpenSSL 3, SQLite 3");
+		ret = 0;
+		goto out;
+	}
+	if (o.help) {
+		usage(stdout, argv[0]);
+		fflush(stdout);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out;
+	}
+	if (o.config == NULL) {
+		o.config = cfg_default_path();
+		if (o.config == NULL) {
+			fprintf(stderr, "mailfs: no config path: set HOME or use -o config=PATH\n");
+			goto out;
+		}
+	}
+	if (cfg_load(o.config, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailfs: %s\n", err);
+		goto out;
+	}
+	if (o.cache_dir != NULL) {
+		free(cfg->cache_dir);
+		cfg->cache_dir = strdup(o.cache_dir);
+	}
+	if (o.debug || cfg->debug) {
+		log_set_level(LOG_LEVEL_DEBUG);
+		log_set_trace(true);
+	}
+	if (o.check) {
+		printf("config %s: %zu account%s\n", cfg->path, cfg->naccounts,
+		       cfg->naccounts == 1 ? "" : "s");
+		int failed = check_accounts(cfg, stdout, stderr);
+		ret = failed == 0 ? 0 : 1;
+		goto out;
+	}
+	struct fuse_cmdline_opts fo;
+	if (fuse_parse_cmdline(&args, &fo) != 0)
+		goto out;
+	if (fo.mountpoint == NULL) {
+		fprintf(stderr, "mailfs: no mount point given (see mailfs --help)\n");
+		goto out;
+	}
+	fprintf(stderr,
+		"mailfs: %s: this build checks accounts only (mailfs --check-config); the mount "
+		"is the next step of the project\n",
+		fo.mountpoint);
+	free(fo.mountpoint);
+	ret = 2;
+out:
+	cfg_free(&cfg);
+	free(o.config);
+	free(o.cache_dir);
+	fuse_opt_free_args(&args);
+	return ret;
+}

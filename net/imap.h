@@ -1,0 +1,173 @@
+/* imap.h - IMAP4rev1 client over net/conn (RFC 3501, with RFC 2595 STARTTLS, RFC 4959
+ * SASL-IR, RFC 5161 ENABLE, RFC 6154 SPECIAL-USE, RFC 7162 CONDSTORE/QRESYNC, RFC 4731
+ * ESEARCH, RFC 2971 ID).
+ *
+ * Protocol logic only: the bytes come from net/conn, responses from net/imap-parser. Never
+ * logs in over plaintext unless the account says `tls = off`: a server that does not offer
+ * STARTTLS (or answers PREAUTH before TLS) is an error. Traces redact LOGIN and
+ * AUTHENTICATE arguments.
+ *
+ * Commands are tagged and may be pipelined: imap_send() queues a command and returns its
+ * tag number, waiting (and dispatching responses) only when max_inflight commands are
+ * already outstanding; imap_wait() dispatches responses until a given command completes.
+ * The simple calls (imap_select, imap_list, ...) send one command and wait for it.
+ *
+ * Message bodies are never held whole: FETCH body sections are streamed to the caller's
+ * imap_fetch_handler as a size and then chunks.
+ *
+ * Not thread-safe: one thread drives a client. Ownership: the caller owns what it passes
+ * in; what the client returns through *_r pointers is the caller's to free with the
+ * matching free function.
+ */
+#ifndef MAILFS_IMAP_H
+#define MAILFS_IMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/conn.h"
+#include "net/imap-parser.h"
+
+/* Errors of this layer. The message (imap_errmsg) says which server and why. */
+enum imap_err {
+	IMAP_OK = 0,
+	IMAP_ERR_CONN,     /* network/TLS: conn_error() on imap_conn() tells which */
+	IMAP_ERR_PROTOCOL, /* malformed or unexpected response; the connection is unusable */
+	IMAP_ERR_NO,       /* the command failed (tagged NO) */
+	IMAP_ERR_BAD,      /* the server rejected the command (tagged BAD) */
+	IMAP_ERR_BYE,      /* the server closed the session */
+	IMAP_ERR_AUTH,     /* login refused */
+	IMAP_ERR_NOTLS,    /* STARTTLS required but not offered (or PREAUTH in plaintext) */
+	IMAP_ERR_ABORTED,  /* a callback of the caller returned non-zero */
+};
+
+struct imap_opts {
+	const char *host; /* borrowed */
+	uint16_t port;
+	bool implicit_tls; /* imaps:// */
+	bool plaintext;    /* tls = off: no STARTTLS, warned about */
+	struct tls_opts tls;
+	int timeout_ms;        /* default 30000 */
+	unsigned max_inflight; /* pipelined commands at most; default 32 */
+	const char *trace;     /* name in traces ("imap alice"); borrowed */
+};
+
+struct imap;
+
+/* Connect, read the greeting, learn capabilities, upgrade with STARTTLS unless implicit
+ * TLS or plaintext was asked for. Returns IMAP_OK and *imap_r, or an error with a one-line
+ * message in err (then *imap_r is NULL). */
+enum imap_err imap_connect(const struct imap_opts *opts, struct imap **imap_r, char *err,
+			   size_t errlen);
+/* LOGOUT (best effort, short wait) and close. Sets *c to NULL; accepts NULL. */
+void imap_close(struct imap **c);
+
+/* Authenticate: AUTHENTICATE PLAIN (with SASL-IR when offered) if the server offers
+ * AUTH=PLAIN, else LOGIN (unless LOGINDISABLED). IMAP_ERR_AUTH when refused. The password
+ * never reaches a trace or a message. */
+enum imap_err imap_login(struct imap *c, const char *user, const char *password);
+
+/* Capability check (case-insensitive, e.g. "CONDSTORE", "AUTH=PLAIN"). */
+bool imap_has_cap(const struct imap *c, const char *cap);
+/* The capability list as the server sent it, space separated. */
+const char *imap_caps(const struct imap *c);
+
+/* ENABLE the given space-separated extensions (e.g. "CONDSTORE QRESYNC") when the server
+ * has ENABLE; those the server confirms can be queried with imap_enabled(). */
+enum imap_err imap_enable(struct imap *c, const char *exts);
+bool imap_enabled(const struct imap *c, const char *ext);
+
+/* One mailbox from LIST. */
+enum imap_mbox_flags {
+	IMAP_MBOX_NOSELECT = 1 << 0, /* \Noselect or \NonExistent */
+	IMAP_MBOX_HASCHILDREN = 1 << 1,
+	IMAP_MBOX_HASNOCHILDREN = 1 << 2,
+	IMAP_MBOX_SENT = 1 << 3,
+	IMAP_MBOX_DRAFTS = 1 << 4,
+	IMAP_MBOX_TRASH = 1 << 5,
+	IMAP_MBOX_JUNK = 1 << 6,
+	IMAP_MBOX_ARCHIVE = 1 << 7,
+	IMAP_MBOX_ALL = 1 << 8,
+	IMAP_MBOX_FLAGGED = 1 << 9,
+	IMAP_MBOX_BAD_NAME = 1 << 10, /* the name is not valid modified UTF-7: name == raw */
+};
+
+struct imap_mbox {
+	char *raw;   /* the name as the server sent it (modified UTF-7) */
+	char *name;  /* decoded to UTF-8 */
+	char delim;  /* hierarchy delimiter, '\0' for NIL */
+	unsigned flags; /* enum imap_mbox_flags */
+};
+
+/* LIST "" "*" (with RETURN (SPECIAL-USE) when offered). At most 100,000 mailboxes.
+ * *list_r is an array of *n_r entries, to free with imap_mbox_list_free(). */
+enum imap_err imap_list(struct imap *c, struct imap_mbox **list_r, size_t *n_r);
+void imap_mbox_list_free(struct imap_mbox **list, size_t n);
+
+struct imap_status_info {
+	uint32_t messages, uidnext, uidvalidity, unseen;
+	uint64_t highestmodseq; /* 0 if not reported */
+};
+/* STATUS raw-name (MESSAGES UIDNEXT UIDVALIDITY UNSEEN [HIGHESTMODSEQ]). */
+enum imap_err imap_status(struct imap *c, const char *raw, struct imap_status_info *r);
+
+struct imap_select_info {
+	uint32_t exists;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq; /* 0 when the server has NOMODSEQ or no CONDSTORE */
+	bool readonly;
+};
+/* SELECT (or EXAMINE when readonly) a mailbox by its raw name; with CONDSTORE enabled or
+ * offered, asks for it. The info is filled from the untagged responses. */
+enum imap_err imap_select(struct imap *c, const char *raw, bool readonly,
+			  struct imap_select_info *r);
+
+/* UID SEARCH <criteria> (ESEARCH "RETURN (ALL)" when offered). *uids_r: ascending UIDs
+ * (caller frees), at most 50,000,000. */
+enum imap_err imap_uid_search(struct imap *c, const char *criteria, uint32_t **uids_r,
+			      size_t *n_r);
+
+enum imap_err imap_noop(struct imap *c);
+
+/* Receives FETCH responses while a command runs.
+ * body_begin/body_data/body_end: one body section literal (BODY[...]) streamed in chunks;
+ *   `seq` is the message sequence number, `section` the section atom ("BODY[]",
+ *   "BODY[]<0>", "BODY[HEADER.FIELDS (...)]").
+ * fetch: once per complete FETCH response, with its attribute list (pairs of name and
+ *   value; streamed sections appear as IMAP_ARG_STREAMED with their size). Use
+ *   imap_fetch_find() to pick attributes.
+ * Any callback may be NULL. A non-zero return aborts the connection (IMAP_ERR_ABORTED). */
+struct imap_fetch_handler {
+	int (*body_begin)(void *ctx, uint32_t seq, const char *section, uint64_t size);
+	int (*body_data)(void *ctx, const unsigned char *data, size_t len);
+	int (*body_end)(void *ctx);
+	int (*fetch)(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t nattrs);
+};
+void imap_set_fetch_handler(struct imap *c, const struct imap_fetch_handler *h, void *ctx);
+/* The value following attribute `name` (case-insensitive) in a FETCH list, or NULL. */
+const struct imap_arg *imap_fetch_find(const struct imap_arg *attrs, size_t nattrs,
+				       const char *name);
+
+/* Queue a command (the tag is added; `fmt` is the rest, without CRLF). Waits only while
+ * max_inflight commands are outstanding. Returns IMAP_OK and the command's id in *id_r. */
+enum imap_err imap_send(struct imap *c, unsigned *id_r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Dispatch responses until command `id` completes. IMAP_OK for a tagged OK, IMAP_ERR_NO /
+ * IMAP_ERR_BAD with the server's text in imap_errmsg(), or a connection error. */
+enum imap_err imap_wait(struct imap *c, unsigned id);
+/* Dispatch responses until no command is outstanding; the first failure is returned. */
+enum imap_err imap_wait_all(struct imap *c);
+/* Commands sent and not yet completed. */
+unsigned imap_inflight(const struct imap *c);
+
+/* Quote a string as an IMAP quoted string into out ("a\"b" -> "\"a\\\"b\""). Returns
+ * out, or NULL if it does not fit or holds CR, LF or NUL (then a literal is needed). */
+char *imap_quote(const char *s, char *out, size_t outlen);
+
+/* The last error's message ("imap.example.com:993: A3 NO [AUTHENTICATIONFAILED] ..."). */
+const char *imap_errmsg(const struct imap *c);
+struct conn *imap_conn(struct imap *c);
+
+#endif

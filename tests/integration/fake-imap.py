@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""A scripted, deliberately broken IMAP server for negative tests: what no real server
+sends. Serves one connection on 127.0.0.1 (port written to PORTFILE), logs every line the
+client sends to LOGFILE, and behaves according to MODE:
+
+  nostarttls   plaintext greeting without STARTTLS in the capabilities
+  preauth      plaintext PREAUTH greeting
+  hugeliteral  after login, answers LIST with a literal announcing 10^15 bytes
+  longline     after login, sends an endless line without CRLF (4 MiB, then waits)
+  garbage      after login, sends binary garbage
+  deepnest     after login, a LIST response nested 1000 levels deep
+  badnumber    after login, a FETCH with a literal size that overflows 64 bits
+  bye          after login, BYE in the middle of LIST
+Login is accepted in plaintext here (LOGINDISABLED is not advertised) so that a client that
+would send credentials in the clear is caught: the log then holds its LOGIN line.
+"""
+import socket
+import sys
+
+
+def main():
+    mode, portfile, logfile = sys.argv[1:4]
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    with open(portfile + ".tmp", "w") as f:
+        f.write(str(srv.getsockname()[1]))
+    import os
+    os.rename(portfile + ".tmp", portfile)
+    srv.settimeout(30)
+    conn, _ = srv.accept()
+    conn.settimeout(10)
+    log = open(logfile, "ab", buffering=0)
+    rfile = conn.makefile("rb")
+
+    def send(data):
+        try:
+            conn.sendall(data)
+        except OSError:
+            pass
+
+    if mode == "preauth":
+        send(b"* PREAUTH [CAPABILITY IMAP4rev1] logged in already\r\n")
+    else:
+        send(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN LOGIN] fake server ready\r\n")
+    while True:
+        try:
+            line = rfile.readline()
+        except OSError:
+            break
+        if not line:
+            break
+        log.write(line)
+        parts = line.split(b" ", 2)
+        tag = parts[0]
+        cmd = parts[1].strip().upper() if len(parts) > 1 else b""
+        if cmd == b"CAPABILITY":
+            send(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+        elif cmd in (b"LOGIN", b"AUTHENTICATE"):
+            send(tag + b" OK logged in\r\n")
+        elif cmd == b"LOGOUT":
+            send(b"* BYE bye\r\n" + tag + b" OK done\r\n")
+            break
+        elif cmd == b"LIST":
+            if mode == "hugeliteral":
+                send(b'* LIST () "/" {1000000000000000}\r\nabc')
+            elif mode == "longline":
+                send(b"* LIST () \"/\" " + b"A" * (4 << 20))
+            elif mode == "garbage":
+                send(bytes(range(256)) * 64)
+            elif mode == "deepnest":
+                send(b"* LIST " + b"(" * 1000 + b")" * 1000 + b' "/" INBOX\r\n')
+            elif mode == "badnumber":
+                send(b"* 1 FETCH (UID 1 BODY[] {99999999999999999999999}\r\n")
+            elif mode == "bye":
+                send(b'* LIST () "/" INBOX\r\n* BYE going away\r\n')
+                break
+            else:
+                send(b'* LIST () "/" INBOX\r\n' + tag + b" OK done\r\n")
+        else:
+            send(tag + b" BAD unknown\r\n")
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
