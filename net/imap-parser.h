@@ -82,11 +82,15 @@ enum imap_status {
  * except that "]" ends them: "[PERMANENTFLAGS (\Seen \*)]" gives code "PERMANENTFLAGS" and
  * one list argument; "[UIDVALIDITY 3857529045]" one atom; "[ALERT]" none.
  *
- * In the arguments of untagged data, an atom that contains "[" extends to the matching "]"
- * even across spaces and parentheses, followed by an optional "<number>": so
- * "BODY[HEADER.FIELDS (DATE FROM)]" and "BODY[]<0>" are single atoms, as the FETCH grammar
- * requires. Atom bytes are those of RFC 3501 ATOM-CHAR plus "\" and "*" (flags like "\*"),
- * "]" only inside such a bracket.
+ * In FETCH data, an atom that contains "[" extends to the matching "]" even across spaces
+ * and parentheses, followed by an optional "<number>": so "BODY[HEADER.FIELDS (DATE FROM)]"
+ * and "BODY[]<0>" are single atoms, as the FETCH grammar requires. Atom bytes are
+ * ASTRING-CHAR plus "\" and "*" (flags like "\*"); in resp-text-code arguments "]" ends
+ * them, and "%" is allowed there (URLs in codes).
+ *
+ * Empty lists have list == NULL; top-level args/code_args are NULL when their count is 0;
+ * str is NULL for NIL, LIST and STREAMED; a LITERAL has size == len; a status without text
+ * has text "". Tolerated server quirks are listed in VIOLATIONS.md.
  */
 struct imap_response {
 	enum imap_resp_kind kind;
