@@ -109,6 +109,38 @@ out:
 	return ret;
 }
 
+int
+check_login(const struct cfg_account *a, char *err, size_t errlen)
+{
+	char *password = NULL;
+	struct imap *c = NULL;
+	int ret = -1;
+	char trace[80];
+	snprintf(trace, sizeof(trace), "imap %s check", a->name);
+	struct imap_opts o = {
+		.host = a->imap.host,
+		.port = a->imap.port,
+		.implicit_tls = a->imap.implicit_tls,
+		.plaintext = !a->tls,
+		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
+		.timeout_ms = 10000,
+		.trace = trace,
+	};
+	if (cfg_password(a, &password, err, errlen) < 0)
+		goto out;
+	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+		goto out;
+	if (imap_login(c, a->user, password) != IMAP_OK) {
+		snprintf(err, errlen, "%s", imap_errmsg(c));
+		goto out;
+	}
+	ret = 0;
+out:
+	cfg_secret_free(&password);
+	imap_close(&c);
+	return ret;
+}
+
 static const char *
 scheme(const struct cfg_url *u)
 {

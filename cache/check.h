@@ -15,4 +15,8 @@
  * that failed (0: all good). */
 int check_accounts(const struct cfg *cfg, FILE *out, FILE *errout);
 
+/* Connect and log in to the account's server, then log out: 0, or -1 with a one-line
+ * reason in err (for a mount starting with an empty cache). */
+int check_login(const struct cfg_account *acct, char *err, size_t errlen);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include "cache/check.h"
 #include "cache/config.h"
+#include "fs/fs.h"
 #include "net/log.h"
 
 struct options {
@@ -124,19 +125,7 @@ main(int argc, char **argv)
 		ret = failed == 0 ? 0 : 1;
 		goto out;
 	}
-	struct fuse_cmdline_opts fo;
-	if (fuse_parse_cmdline(&args, &fo) != 0)
-		goto out;
-	if (fo.mountpoint == NULL) {
-		fprintf(stderr, "mailfs: no mount point given (see mailfs --help)\n");
-		goto out;
-	}
-	fprintf(stderr,
-		"mailfs: %s: this build checks accounts only (mailfs --check-config); the mount "
-		"is the next step of the project\n",
-		fo.mountpoint);
-	free(fo.mountpoint);
-	ret = 2;
+	ret = fs_run(cfg, &args);
 out:
 	cfg_free(&cfg);
 	free(o.config);

@@ -308,6 +308,24 @@ is_body_literal(const struct imap_parser *p)
 	       strcasecmp(s, "RFC822.TEXT") == 0;
 }
 
+const char *
+imap_parser_fetch_attr(const struct imap_parser *p, const char *name)
+{
+	if (p->state != S_LIT_STREAM && !(p->lit_stream && p->state == S_SEP))
+		return NULL;
+	if (!p->in_fetch || p->open != 0)
+		return NULL;
+	/* The FETCH list is args[0]; its items so far are args[1..top), the streamed literal
+	 * last. Items still hold their string offsets in size. */
+	for (size_t i = 1; i + 1 < p->top; i += 2) {
+		const struct imap_arg *k = &p->args[i], *v = &p->args[i + 1];
+		if (k->type == IMAP_ARG_ATOM && v->type == IMAP_ARG_ATOM &&
+		    strcasecmp(p->str.data + k->size, name) == 0)
+			return p->str.data + v->size;
+	}
+	return NULL;
+}
+
 /* --- response boundaries --- */
 
 static void
@@ -747,10 +765,10 @@ literal_start(struct imap_parser *p)
 	if (a == NULL)
 		return -1;
 	a->size = p->lit_size;
+	p->state = S_LIT_STREAM;
 	if (p->cb.literal_begin != NULL &&
 	    p->cb.literal_begin(p->ctx, p->resp.number, section, p->lit_size) != 0)
 		return fail(p, "aborted by caller");
-	p->state = S_LIT_STREAM;
 	if (p->lit_size == 0) {
 		p->state = S_SEP;
 		if (p->cb.literal_end != NULL && p->cb.literal_end(p->ctx) != 0)

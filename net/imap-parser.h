@@ -148,6 +148,13 @@ enum imap_parse_result imap_parser_feed(struct imap_parser *p, const unsigned ch
  * deep", "literal too large: 123456 bytes", "unexpected character 0x01 in atom", ...). */
 const char *imap_parser_error(const struct imap_parser *p);
 
+/* Only during a literal_begin callback: the value of the attribute `name` (an atom such as
+ * "UID", compared case-insensitively) that came before the literal in the same FETCH list,
+ * if that value is an atom; else NULL. Servers send "UID n" before the body sections
+ * asked for, so the caller learns which message a streamed body belongs to before its data
+ * arrives. The string is valid until the callback returns. */
+const char *imap_parser_fetch_attr(const struct imap_parser *p, const char *name);
+
 /* Forget any partial response and the error state (e.g. for a new connection). */
 void imap_parser_reset(struct imap_parser *p);
 

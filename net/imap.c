@@ -116,7 +116,17 @@ static int
 on_literal_begin(void *ctx, uint32_t seq, const char *section, uint64_t size)
 {
 	struct imap *c = ctx;
-	if (c->fh != NULL && c->fh->body_begin != NULL && c->fh->body_begin(c->fctx, seq, section, size)) {
+	uint32_t uid = 0;
+	const char *u = imap_parser_fetch_attr(c->parser, "UID");
+	if (u != NULL) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(u, &end, 10);
+		if (errno == 0 && *end == '\0' && v <= UINT32_MAX && *u >= '0' && *u <= '9')
+			uid = (uint32_t)v;
+	}
+	if (c->fh != NULL && c->fh->body_begin != NULL &&
+	    c->fh->body_begin(c->fctx, seq, uid, section, size)) {
 		c->aborted = true;
 		return -1;
 	}
@@ -928,8 +938,11 @@ await_continuation(struct imap *c, unsigned id)
 			return e;
 	}
 	if (s->done) {
-		enum imap_err r = s->result != IMAP_OK ? s->result : IMAP_ERR_PROTOCOL;
+		enum imap_err r = s->result;
 		retire(c, s);
+		if (r == IMAP_OK)
+			return fail(c, IMAP_ERR_PROTOCOL,
+				    "command completed without the continuation it needs");
 		return r;
 	}
 	return IMAP_OK;

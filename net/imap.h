@@ -133,14 +133,17 @@ enum imap_err imap_noop(struct imap *c);
 
 /* Receives FETCH responses while a command runs.
  * body_begin/body_data/body_end: one body section literal (BODY[...]) streamed in chunks;
- *   `seq` is the message sequence number, `section` the section atom ("BODY[]",
- *   "BODY[]<0>", "BODY[HEADER.FIELDS (...)]").
+ *   `seq` is the message sequence number, `uid` the UID if the server sent it before the
+ *   section in the same response (it does when UID is asked for first), else 0; `section`
+ *   the section atom ("BODY[]", "BODY[]<0>", "BODY[HEADER.FIELDS (...)]"). Servers may run
+ *   pipelined FETCH commands in parallel, so the UID is the only safe way to place a body.
  * fetch: once per complete FETCH response, with its attribute list (pairs of name and
  *   value; streamed sections appear as IMAP_ARG_STREAMED with their size). Use
  *   imap_fetch_find() to pick attributes.
  * Any callback may be NULL. A non-zero return aborts the connection (IMAP_ERR_ABORTED). */
 struct imap_fetch_handler {
-	int (*body_begin)(void *ctx, uint32_t seq, const char *section, uint64_t size);
+	int (*body_begin)(void *ctx, uint32_t seq, uint32_t uid, const char *section,
+			  uint64_t size);
 	int (*body_data)(void *ctx, const unsigned char *data, size_t len);
 	int (*body_end)(void *ctx);
 	int (*fetch)(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t nattrs);

@@ -11,6 +11,9 @@ client sends to LOGFILE, and behaves according to MODE:
   deepnest     after login, a LIST response nested 1000 levels deep
   badnumber    after login, a FETCH with a literal size that overflows 64 bits
   bye          after login, BYE in the middle of LIST
+  hostilenames serves every connection until killed; LIST returns folder names that try
+               to break out of a file tree ("..", ".", "a/../../etc" with "." as the
+               delimiter, control characters, "%41", an empty name); each is empty
 Login is accepted in plaintext here (LOGINDISABLED is not advertised) so that a client that
 would send credentials in the clear is caught: the log then holds its LOGIN line.
 """
@@ -18,16 +21,69 @@ import socket
 import sys
 
 
+HOSTILE = [
+    b'* LIST () "." ".."',
+    b'* LIST () "." "."',
+    b'* LIST () "." "a/../../etc"',
+    b'* LIST () "." "ctl\x01\x7fname"',
+    b'* LIST () "." "%41"',
+    b'* LIST () NIL "slash/inside"',
+    b'* LIST () "." "INBOX"',
+]
+
+
+def serve_hostile(conn, log):
+    """A minimal well-formed server whose folder names are hostile."""
+    rfile = conn.makefile("rb")
+    conn.sendall(b"* OK [CAPABILITY IMAP4rev1] hostile names\r\n")
+    while True:
+        line = rfile.readline()
+        if not line:
+            return
+        log.write(line)
+        parts = line.split(b" ", 2)
+        tag = parts[0]
+        cmd = parts[1].strip().upper() if len(parts) > 1 else b""
+        rest = parts[2] if len(parts) > 2 else b""
+        if cmd == b"CAPABILITY":
+            out = b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n"
+        elif cmd == b"LIST":
+            out = b"\r\n".join(HOSTILE) + b"\r\n" + tag + b" OK done\r\n"
+        elif cmd in (b"SELECT", b"EXAMINE"):
+            out = (b"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 1] ok\r\n" +
+                   tag + b" OK [READ-ONLY] done\r\n")
+        elif cmd == b"UID" and rest.upper().startswith(b"SEARCH"):
+            out = b"* SEARCH\r\n" + tag + b" OK done\r\n"
+        elif cmd == b"LOGOUT":
+            conn.sendall(b"* BYE bye\r\n" + tag + b" OK done\r\n")
+            return
+        else:
+            out = tag + b" OK done\r\n"
+        conn.sendall(out)
+
+
+def hostile_forever(srv, log):
+    import threading
+    srv.settimeout(None)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=lambda c=conn: (serve_hostile(c, log), c.close()),
+                         daemon=True).start()
+
+
 def main():
     mode, portfile, logfile = sys.argv[1:4]
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+    srv.listen(8)
     with open(portfile + ".tmp", "w") as f:
         f.write(str(srv.getsockname()[1]))
     import os
     os.rename(portfile + ".tmp", portfile)
+    if mode == "hostilenames":
+        hostile_forever(srv, open(logfile, "ab", buffering=0))
+        return
     srv.settimeout(30)
     conn, _ = srv.accept()
     conn.settimeout(10)

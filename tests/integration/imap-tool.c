@@ -41,8 +41,10 @@ struct sink {
 };
 
 static int
-body_begin(void *ctx, uint32_t seq, const char *section, uint64_t size)
+body_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64_t size)
 {
+	(void)uid;
+	(void)section;
 	struct sink *s = ctx;
 	s->expected = size;
 	s->got = 0;

@@ -4,7 +4,7 @@
   maildir-compare.py MAILDIR FOLDERDIR FETCHED
 
 MAILDIR is the user's Maildir root, FOLDERDIR the folder's directory below it (as
-Dovecot's Maildir++ layout names it; "" for INBOX), FETCHED a directory of <uid>.eml files.
+Maildir layout names it; "" for INBOX), FETCHED a directory of <uid>.eml files.
 Dovecot's dovecot-uidlist maps each UID to a file; the IMAP form of a message is the file
 with every bare LF turned into CRLF. Every UID in the uidlist must have been fetched with
 exactly those bytes, and nothing else may have been fetched. Prints "N messages, B bytes

@@ -1,0 +1,188 @@
+/* store.h - the SQLite cache: accounts, folders, message metadata and bodies.
+ *
+ * One database file, `<cache_dir>/mailfs.db` (0600, in a 0700 directory), WAL mode, schema
+ * versioned with PRAGMA user_version and migrated forward on open. Each thread opens its own
+ * `struct store` (its own SQLite connection) on the same file; a handle is never shared
+ * between threads. Writers wait for each other (busy timeout), readers never block writers.
+ *
+ * Identity: every folder and message row has a rowid that never changes while the row
+ * exists; the FUSE layer derives stable inode numbers from them (store_ino_*).
+ * Message bodies live in their own table, apart from the metadata rows, so listing a
+ * folder never touches them; they are written and read in pieces (incremental blob I/O),
+ * never held whole in memory.
+ *
+ * Every lookup used by the file system (by name in a folder, by UID in a folder, children of
+ * a folder) goes through an index. Errors: functions return 0 on success, 1 for "not found"
+ * where stated, and -1 on failure with the reason in store_errmsg().
+ *
+ * Ownership: the caller owns what it passes in; structs filled by the store are owned by
+ * the caller (fixed-size fields, nothing to free unless stated).
+ */
+#ifndef MAILFS_STORE_H
+#define MAILFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_NAME_MAX 255
+
+struct store;
+
+/* Open (creating the directory 0700 and the file 0600 if needed) and migrate. Returns 0 and
+ * *store_r, or -1 with a one-line reason in err ("CACHE_DIR/mailfs.db: schema version 9 is
+ * newer than this mailfs understands (2)"). */
+int store_open(const char *cache_dir, struct store **store_r, char *err, size_t errlen);
+void store_close(struct store **s);
+const char *store_errmsg(const struct store *s);
+
+/* Transactions (BEGIN IMMEDIATE ... COMMIT). Nesting is not supported. */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* Inode numbers: 1 is the FUSE root, 2 is reserved (.status), folders are even from 4,
+ * messages odd from 3. */
+#define STORE_INO_ROOT 1
+#define STORE_INO_STATUS 2
+static inline uint64_t
+store_ino_folder(int64_t id)
+{
+	return (uint64_t)id * 2 + 2;
+}
+static inline uint64_t
+store_ino_msg(int64_t id)
+{
+	return (uint64_t)id * 2 + 1;
+}
+/* 1 folder (id in *id_r), 2 message, 0 root/reserved. */
+static inline int
+store_ino_kind(uint64_t ino, int64_t *id_r)
+{
+	if (ino <= 2)
+		return 0;
+	if (ino % 2 == 0) {
+		*id_r = (int64_t)(ino - 2) / 2;
+		return 1;
+	}
+	*id_r = (int64_t)(ino - 1) / 2;
+	return 2;
+}
+
+/* ---- accounts ---- */
+
+/* The account's id, creating the row if needed. */
+int store_account_ensure(struct store *s, const char *name, int64_t *id_r);
+
+/* ---- folders ---- */
+
+enum store_folder_kind {
+	STORE_FOLDER_ACCOUNT = 0, /* the account's top directory (parent 0) */
+	STORE_FOLDER_MAILBOX = 1, /* an IMAP mailbox or the POP3 INBOX */
+	STORE_FOLDER_DIR = 2,     /* a directory only (\Noselect, or an implied parent) */
+	STORE_FOLDER_OUTBOX = 3,  /* the virtual outbox of the account */
+};
+
+struct store_folder {
+	int64_t id;
+	int64_t account_id;
+	int64_t parent_id; /* 0 for an account's top directory */
+	enum store_folder_kind kind;
+	char name[STORE_NAME_MAX + 1]; /* the file name (escaped component) */
+	char server_name[1024];        /* raw server name (modified UTF-7); "" for none */
+	char delim;                    /* the server's hierarchy delimiter, '\0' if none */
+	unsigned special;              /* special-use bits (net/imap.h IMAP_MBOX_*) */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint64_t messages;             /* number of message rows (kept by the store) */
+	int64_t mtime;                 /* last change of the listing (seconds) */
+};
+
+/* Insert or update the folder (parent_id, name): kind, server_name, delim and special are
+ * set; sync state is kept on update. *id_r gets the row id. */
+int store_folder_ensure(struct store *s, int64_t account_id, int64_t parent_id, const char *name,
+			enum store_folder_kind kind, const char *server_name, char delim,
+			unsigned special, int64_t *id_r);
+/* 0 found, 1 not found, -1 error. */
+int store_folder_get(struct store *s, int64_t id, struct store_folder *r);
+int store_folder_lookup(struct store *s, int64_t parent_id, const char *name,
+			struct store_folder *r);
+/* Record the server state after a sync of the folder. */
+int store_folder_set_state(struct store *s, int64_t id, uint32_t uidvalidity, uint32_t uidnext,
+			   uint64_t highestmodseq);
+/* Delete the folder, its sub-folders, their messages and bodies. */
+int store_folder_delete(struct store *s, int64_t id);
+/* Children of a folder (parent 0: the account directories), in name order, starting after
+ * the child named `after` ("" for the start); at most `max`. Returns the count filled. */
+int store_folder_children(struct store *s, int64_t parent_id, const char *after,
+			  struct store_folder *out, size_t max);
+/* All folders of an account (for the sync engine). Callback returns non-zero to stop. */
+int store_folder_each(struct store *s, int64_t account_id,
+		      int (*cb)(void *ctx, const struct store_folder *f), void *ctx);
+
+/* ---- messages ---- */
+
+struct store_msg {
+	int64_t id;
+	int64_t folder_id;
+	uint32_t uid;
+	int64_t internaldate; /* seconds since the epoch, UTC */
+	uint64_t size;        /* RFC822.SIZE, corrected once the body is known */
+	char flags[512];      /* space-separated, as the server sent them: "\Seen $Label1" */
+	uint64_t modseq;
+	char name[STORE_NAME_MAX + 1];
+	char message_id[512]; /* Message-ID header value, "" if none */
+	bool has_body;        /* the whole body is in the cache */
+};
+
+/* Insert (by folder_id + uid) or update flags/modseq/size of an existing row; the name of an
+ * existing row never changes. Sets m->id. A name already used by another message of the
+ * folder is an error (names embed the UID, so this means a bug or a UIDVALIDITY change). */
+int store_msg_upsert(struct store *s, struct store_msg *m);
+/* 0 found, 1 not found, -1 error. */
+int store_msg_get(struct store *s, int64_t id, struct store_msg *r);
+int store_msg_lookup(struct store *s, int64_t folder_id, const char *name, struct store_msg *r);
+int store_msg_by_uid(struct store *s, int64_t folder_id, uint32_t uid, struct store_msg *r);
+/* Messages of a folder in row id order, after the row `after_id` (0 for the start), at most
+ * max; returns the count filled. The directory listing resumes from the last id it
+ * returned, so every page is one index seek (index on messages(folder_id), which holds the
+ * rowid). */
+int store_msg_list(struct store *s, int64_t folder_id, int64_t after_id, struct store_msg *out,
+		   size_t max);
+/* All UIDs of a folder, ascending; *uids_r is the caller's to free. */
+int store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t *n_r);
+/* UIDs of messages whose body is not cached, ascending, at most max, after `after_uid`. */
+int store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid,
+			     uint32_t *uids, size_t max, size_t *n_r);
+int store_msg_set_flags(struct store *s, int64_t id, const char *flags, uint64_t modseq);
+/* Delete message rows (and bodies) by id. */
+int store_msg_delete(struct store *s, int64_t id);
+
+/* ---- bodies ---- */
+
+struct store_body_writer;
+
+/* Start writing the body of message `msg_id`, whose real size is `size` (the literal's
+ * size; if it differs from the row's size, the row is corrected and *size_changed_r set).
+ * The data goes to disk in pieces as it arrives (zeroblob + incremental blob I/O). */
+int store_body_begin(struct store *s, int64_t msg_id, uint64_t size,
+		     struct store_body_writer **w_r, bool *size_changed_r);
+int store_body_write(struct store_body_writer *w, const void *data, size_t len);
+/* Finish: when all `size` bytes were written and ok is true, the body is marked cached.
+ * Otherwise the partial body is dropped. Frees *w. */
+int store_body_end(struct store_body_writer **w, bool ok);
+/* Read up to len bytes of a cached body at offset: 0 and *got_r (short at the end), 1 if the
+ * body is not cached, -1 error. */
+int store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, size_t len,
+		    size_t *got_r);
+
+/* ---- numbers for .status ---- */
+
+struct store_stats {
+	uint64_t folders, messages, bodies, body_bytes;
+	uint64_t file_bytes; /* the database file and its WAL */
+};
+int store_stats(struct store *s, int64_t account_id, struct store_stats *r);
+
+#endif

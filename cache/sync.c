@@ -1,0 +1,1206 @@
+/* sync.c - the per-account sync thread and the on-demand readers (see sync.h).
+ *
+ * Moves data from the IMAP server into the store; never touches FUSE (changes are
+ * reported through the hooks) and never parses protocol bytes (net/imap does). Writes
+ * from the user (APPEND, STORE, MOVE) are not here yet: this engine only reads.
+ */
+#include "cache/sync.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cache/names.h"
+#include "cache/store.h"
+#include "net/buf.h"
+#include "net/imap-date.h"
+#include "net/imap.h"
+#include "net/log.h"
+#include "net/mail-header.h"
+
+#define HEADER_BATCH 250       /* UIDs per metadata UID FETCH */
+#define TXN_ROWS 500           /* metadata rows per transaction */
+#define TXN_BODIES 100         /* bodies per transaction */
+#define TXN_BODY_BYTES (16u << 20)
+#define READERS 2
+#define BACKOFF_MAX 300
+
+enum fetch_mode { MODE_NONE, MODE_HEADERS, MODE_FLAGS, MODE_BODIES, MODE_READ };
+
+struct reader {
+	pthread_mutex_t mu;
+	struct imap *c;       /* protected by mu */
+	char selected[1024];  /* raw name of the selected mailbox, protected by mu */
+};
+
+struct sync {
+	const struct cfg_account *acct; /* borrowed */
+	char *cache_dir;
+	int64_t account_id, top_id;
+	struct sync_hooks hooks;
+	void *hctx;
+	pthread_t thread;
+	bool started;
+
+	pthread_mutex_t mu; /* protects everything below */
+	pthread_cond_t cond;
+	bool stop, kick;
+	struct sync_status st;
+	char phase[32];
+	bool known_offline; /* the last connection attempt failed */
+	char *password;     /* cached secret, wiped on stop */
+
+	struct reader readers[READERS];
+};
+
+/* Per-pass state of the sync thread (only that thread touches it). */
+struct pass {
+	struct sync *s;
+	struct store *store;
+	struct imap *c;
+	bool condstore;
+	/* current folder */
+	struct store_folder *f;
+	enum fetch_mode mode;
+	/* metadata */
+	struct buf hdr;
+	bool in_hdr;
+	unsigned rows_in_txn;
+	bool in_txn;
+	bool folder_grew;
+	/* bodies */
+	struct store_body_writer *w;
+	uint32_t w_uid;
+	int64_t w_msg;
+	bool w_size_changed;
+	unsigned bodies_in_txn;
+	uint64_t bytes_in_txn;
+	int64_t changed_msgs[TXN_BODIES * 2];
+	unsigned nchanged;
+	bool failed; /* a store error happened inside a callback */
+};
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void
+set_phase(struct sync *s, const char *phase)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->phase, sizeof(s->phase), "%s", phase);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+set_error(struct sync *s, const char *msg)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", msg);
+	s->st.last_error_time = now_s();
+	pthread_mutex_unlock(&s->mu);
+	log_warn("account %s: %s", s->acct->name, msg);
+}
+
+static void
+count(struct sync *s, uint64_t *field, uint64_t n)
+{
+	pthread_mutex_lock(&s->mu);
+	*field += n;
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+sync_get_status(struct sync *s, struct sync_status *r)
+{
+	pthread_mutex_lock(&s->mu);
+	*r = s->st;
+	r->phase = s->phase; /* static storage of s; good until sync_stop */
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+sync_kick(struct sync *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->kick = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int
+sync_wait_first_pass(struct sync *s, int timeout_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!s->st.first_pass_done && !s->stop)
+		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	int done = s->st.first_pass_done;
+	pthread_mutex_unlock(&s->mu);
+	return done;
+}
+
+/* Wait up to `seconds` or until stopped/kicked. Returns true if stopping. */
+static bool
+wait_for(struct sync *s, unsigned seconds)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += seconds;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop && !s->kick)
+		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	s->kick = false;
+	bool stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+static bool
+stopping(struct sync *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+/* ---- connecting ------------------------------------------------------------------- */
+
+static struct imap *
+connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
+{
+	const struct cfg_account *a = s->acct;
+	char trace[96];
+	snprintf(trace, sizeof(trace), "imap %s %s", a->name, who);
+	struct imap_opts o = {
+		.host = a->imap.host,
+		.port = a->imap.port,
+		.implicit_tls = a->imap.implicit_tls,
+		.plaintext = !a->tls,
+		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
+		.timeout_ms = timeout_ms,
+		.trace = trace,
+	};
+	struct imap *c = NULL;
+	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+		return NULL;
+	pthread_mutex_lock(&s->mu);
+	if (s->password == NULL && cfg_password(a, &s->password, err, errlen) < 0) {
+		pthread_mutex_unlock(&s->mu);
+		imap_close(&c);
+		return NULL;
+	}
+	enum imap_err e = imap_login(c, a->user, s->password);
+	if (e == IMAP_ERR_AUTH)
+		cfg_secret_free(&s->password); /* ask password_cmd again next time */
+	pthread_mutex_unlock(&s->mu);
+	if (e != IMAP_OK) {
+		snprintf(err, errlen, "%s", imap_errmsg(c));
+		imap_close(&c);
+		return NULL;
+	}
+	conn_set_timeout(imap_conn(c), 60000);
+	return c;
+}
+
+/* ---- transactions ----------------------------------------------------------------- */
+
+static int
+txn_begin(struct pass *p)
+{
+	if (p->in_txn)
+		return 0;
+	if (store_begin(p->store) < 0)
+		return -1;
+	p->in_txn = true;
+	return 0;
+}
+
+static int
+txn_commit(struct pass *p)
+{
+	if (!p->in_txn)
+		return 0;
+	p->in_txn = false;
+	if (store_commit(p->store) < 0) {
+		store_rollback(p->store);
+		return -1;
+	}
+	/* Tell the file system what changed, now that it is visible. */
+	if (p->folder_grew && p->s->hooks.folder_changed)
+		p->s->hooks.folder_changed(p->s->hctx, p->f->id);
+	p->folder_grew = false;
+	for (unsigned i = 0; i < p->nchanged; i++)
+		if (p->s->hooks.msg_changed)
+			p->s->hooks.msg_changed(p->s->hctx, p->changed_msgs[i]);
+	p->nchanged = 0;
+	p->rows_in_txn = 0;
+	p->bodies_in_txn = 0;
+	p->bytes_in_txn = 0;
+	return 0;
+}
+
+static void
+note_changed(struct pass *p, int64_t msg_id)
+{
+	if (p->nchanged < sizeof(p->changed_msgs) / sizeof(p->changed_msgs[0]))
+		p->changed_msgs[p->nchanged++] = msg_id;
+}
+
+/* ---- FETCH handling --------------------------------------------------------------- */
+
+static void
+flags_to_string(const struct imap_arg *fl, char *out, size_t outlen)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	if (fl == NULL || fl->type != IMAP_ARG_LIST)
+		return;
+	for (size_t i = 0; i < fl->len; i++) {
+		const struct imap_arg *a = &fl->list[i];
+		if (a->type != IMAP_ARG_ATOM)
+			continue;
+		/* \Recent belongs to one session, not to the message. */
+		if (a->len == 7 && strncasecmp(a->str, "\\Recent", 7) == 0)
+			continue;
+		if (o + a->len + 2 >= outlen)
+			break;
+		if (o > 0)
+			out[o++] = ' ';
+		memcpy(out + o, a->str, a->len);
+		o += a->len;
+		out[o] = '\0';
+	}
+}
+
+static uint64_t
+modseq_of(const struct imap_arg *attrs, size_t n)
+{
+	const struct imap_arg *m = imap_fetch_find(attrs, n, "MODSEQ");
+	uint64_t v = 0;
+	if (m != NULL && m->type == IMAP_ARG_LIST && m->len == 1)
+		(void)imap_arg_u64(&m->list[0], &v);
+	return v;
+}
+
+static int
+on_body_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64_t size)
+{
+	struct pass *p = ctx;
+	(void)seq;
+	if (strncasecmp(section, "BODY[HEADER", 11) == 0) {
+		buf_reset(&p->hdr);
+		p->in_hdr = true;
+		return 0;
+	}
+	p->in_hdr = false;
+	if (p->w != NULL) /* the last body never got its FETCH end: drop it */
+		store_body_end(&p->w, false);
+	if (p->mode != MODE_BODIES || uid == 0)
+		return 0; /* a body nobody asked for, or of unknown message: discarded */
+	struct store_msg m;
+	if (store_msg_by_uid(p->store, p->f->id, uid, &m) != 0)
+		return 0;
+	if (store_body_begin(p->store, m.id, size, &p->w, &p->w_size_changed) < 0) {
+		p->failed = true;
+		return -1;
+	}
+	p->w_uid = uid;
+	p->w_msg = m.id;
+	return 0;
+}
+
+static int
+on_body_data(void *ctx, const unsigned char *data, size_t len)
+{
+	struct pass *p = ctx;
+	if (p->in_hdr) {
+		/* Header fields beyond 64 KiB are not needed for a name: keep the start. */
+		size_t room = p->hdr.cap - p->hdr.len;
+		(void)buf_append(&p->hdr, data, len < room ? len : room);
+		return 0;
+	}
+	if (p->w != NULL) {
+		if (store_body_write(p->w, data, len) < 0) {
+			p->failed = true;
+			return -1;
+		}
+		p->bytes_in_txn += len;
+	}
+	return 0;
+}
+
+static int
+on_body_end(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static int
+handle_headers(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
+{
+	const struct imap_arg *idate = imap_fetch_find(attrs, n, "INTERNALDATE");
+	const struct imap_arg *size = imap_fetch_find(attrs, n, "RFC822.SIZE");
+	struct store_msg m;
+	memset(&m, 0, sizeof(m));
+	m.folder_id = p->f->id;
+	m.uid = uid;
+	if (idate == NULL || imap_arg_str(idate) == NULL ||
+	    imap_date_parse(imap_arg_str(idate), &m.internaldate) < 0)
+		m.internaldate = 0;
+	if (size == NULL || imap_arg_u64(size, &m.size) < 0)
+		m.size = 0;
+	flags_to_string(imap_fetch_find(attrs, n, "FLAGS"), m.flags, sizeof(m.flags));
+	m.modseq = modseq_of(attrs, n);
+
+	struct buf v;
+	buf_init(&v, 8192);
+	const char *hdr = p->hdr.data ? p->hdr.data : "";
+	if (mail_header_get(hdr, p->hdr.len, "Subject", &v) < 0)
+		buf_reset(&v);
+	names_message(uid, m.internaldate, v.data, v.len, m.name);
+	buf_reset(&v);
+	if (mail_header_get(hdr, p->hdr.len, "Message-ID", &v) > 0)
+		snprintf(m.message_id, sizeof(m.message_id), "%s", v.data);
+	buf_free(&v);
+	buf_reset(&p->hdr);
+
+	struct store_msg old;
+	bool existed = store_msg_by_uid(p->store, p->f->id, uid, &old) == 0;
+	if (txn_begin(p) < 0 || store_msg_upsert(p->store, &m) < 0) {
+		log_warn("account %s: cannot store UID %u of %s: %s", p->s->acct->name, uid,
+			 p->f->server_name, store_errmsg(p->store));
+		p->failed = true;
+		return -1;
+	}
+	if (!existed) {
+		p->folder_grew = true;
+		count(p->s, &p->s->st.headers_done, 1);
+	} else if (strcmp(old.flags, m.flags) != 0) {
+		note_changed(p, old.id);
+	}
+	if (++p->rows_in_txn >= TXN_ROWS && txn_commit(p) < 0) {
+		p->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+handle_flags(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
+{
+	const struct imap_arg *fl = imap_fetch_find(attrs, n, "FLAGS");
+	if (fl == NULL)
+		return 0;
+	struct store_msg m;
+	if (store_msg_by_uid(p->store, p->f->id, uid, &m) != 0)
+		return 0; /* not known yet: the next pass fetches it */
+	char flags[sizeof(m.flags)];
+	flags_to_string(fl, flags, sizeof(flags));
+	uint64_t modseq = modseq_of(attrs, n);
+	if (strcmp(flags, m.flags) == 0 && modseq == m.modseq)
+		return 0;
+	if (txn_begin(p) < 0 || store_msg_set_flags(p->store, m.id, flags, modseq) < 0) {
+		p->failed = true;
+		return -1;
+	}
+	if (strcmp(flags, m.flags) != 0)
+		note_changed(p, m.id);
+	if (++p->rows_in_txn >= TXN_ROWS && txn_commit(p) < 0) {
+		p->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+handle_body(struct pass *p, uint32_t uid)
+{
+	if (p->w == NULL)
+		return 0;
+	bool ok = p->w_uid == uid;
+	int64_t msg = p->w_msg;
+	bool changed = p->w_size_changed;
+	if (store_body_end(&p->w, ok) < 0) {
+		p->failed = true;
+		return -1;
+	}
+	if (!ok)
+		return 0;
+	if (changed)
+		note_changed(p, msg);
+	count(p->s, &p->s->st.bodies_done, 1);
+	if ((++p->bodies_in_txn >= TXN_BODIES || p->bytes_in_txn >= TXN_BODY_BYTES) &&
+	    txn_commit(p) < 0) {
+		p->failed = true;
+		return -1;
+	}
+	return txn_begin(p);
+}
+
+static int
+on_fetch(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t n)
+{
+	struct pass *p = ctx;
+	(void)seq;
+	const struct imap_arg *u = imap_fetch_find(attrs, n, "UID");
+	uint32_t uid;
+	if (u == NULL || imap_arg_u32(u, &uid) < 0 || uid == 0)
+		return 0; /* without a UID we cannot place it */
+	bool has_section = false;
+	for (size_t i = 0; i + 1 < n; i += 2)
+		if (attrs[i + 1].type == IMAP_ARG_STREAMED)
+			has_section = true;
+	switch (p->mode) {
+	case MODE_HEADERS:
+		if (has_section && imap_fetch_find(attrs, n, "INTERNALDATE") != NULL)
+			return handle_headers(p, uid, attrs, n);
+		return handle_flags(p, uid, attrs, n);
+	case MODE_BODIES:
+		if (has_section)
+			return handle_body(p, uid);
+		return handle_flags(p, uid, attrs, n);
+	case MODE_FLAGS:
+		return handle_flags(p, uid, attrs, n);
+	default:
+		return 0;
+	}
+}
+
+static const struct imap_fetch_handler pass_handler = {
+	.body_begin = on_body_begin,
+	.body_data = on_body_data,
+	.body_end = on_body_end,
+	.fetch = on_fetch,
+};
+
+/* ---- folders ---------------------------------------------------------------------- */
+
+static bool
+folder_wanted(const struct cfg_account *a, const char *name)
+{
+	if (a->nfolders == 0)
+		return true;
+	for (size_t i = 0; i < a->nfolders; i++)
+		if (fnmatch(a->folders[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+struct seen_set {
+	int64_t *ids;
+	size_t n, size;
+};
+
+static int
+seen_add(struct seen_set *ss, int64_t id)
+{
+	if (ss->n == ss->size) {
+		size_t size = ss->size ? ss->size * 2 : 64;
+		int64_t *p = realloc(ss->ids, size * sizeof(*p));
+		if (p == NULL)
+			return -1;
+		ss->ids = p;
+		ss->size = size;
+	}
+	ss->ids[ss->n++] = id;
+	return 0;
+}
+
+static bool
+seen_has(const struct seen_set *ss, int64_t id)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		if (ss->ids[i] == id)
+			return true;
+	return false;
+}
+
+/* Create the directories of one mailbox path ("A/B/C") under the account; returns the
+ * id of the last one. */
+static int
+ensure_path(struct pass *p, const char *path, const struct imap_mbox *m, struct seen_set *seen,
+	    int64_t *id_r)
+{
+	int64_t parent = p->s->top_id;
+	char comp[NAMES_MAX + 1];
+	const char *c = path;
+	for (;;) {
+		const char *slash = strchr(c, '/');
+		size_t len = slash ? (size_t)(slash - c) : strlen(c);
+		if (len == 0 || len > NAMES_MAX)
+			return -1;
+		memcpy(comp, c, len);
+		comp[len] = '\0';
+		struct store_folder f;
+		int r = store_folder_lookup(p->store, parent, comp, &f);
+		if (r < 0)
+			return -1;
+		int64_t id;
+		bool last = slash == NULL;
+		if (last) {
+			enum store_folder_kind kind = (m->flags & IMAP_MBOX_NOSELECT)
+							      ? STORE_FOLDER_DIR
+							      : STORE_FOLDER_MAILBOX;
+			if (r == 0 && f.kind == kind && strcmp(f.server_name, m->raw) == 0) {
+				id = f.id;
+			} else {
+				if (store_folder_ensure(p->store, p->s->account_id, parent, comp,
+							kind, m->raw, m->delim,
+							m->flags & 0x3f8, &id) < 0)
+					return -1;
+				if (p->s->hooks.folder_changed)
+					p->s->hooks.folder_changed(p->s->hctx, parent);
+			}
+		} else if (r == 0) {
+			id = f.id;
+		} else {
+			if (store_folder_ensure(p->store, p->s->account_id, parent, comp,
+						STORE_FOLDER_DIR, "", m->delim, 0, &id) < 0)
+				return -1;
+			if (p->s->hooks.folder_changed)
+				p->s->hooks.folder_changed(p->s->hctx, parent);
+		}
+		if (seen_add(seen, id) < 0)
+			return -1;
+		if (last) {
+			*id_r = id;
+			return 0;
+		}
+		parent = id;
+		c = slash + 1;
+	}
+}
+
+struct gone_ctx {
+	struct seen_set *seen;
+	struct seen_set gone;
+	int64_t top;
+};
+
+static int
+collect_gone(void *ctx, const struct store_folder *f)
+{
+	struct gone_ctx *g = ctx;
+	if (f->id == g->top || f->kind == STORE_FOLDER_ACCOUNT || f->kind == STORE_FOLDER_OUTBOX)
+		return 0;
+	if (!seen_has(g->seen, f->id))
+		return seen_add(&g->gone, f->id);
+	return 0;
+}
+
+static int
+list_folders(struct pass *p, struct seen_set *mailboxes)
+{
+	struct imap_mbox *list = NULL;
+	size_t n = 0;
+	struct seen_set seen = { 0 };
+	int ret = -1;
+	if (imap_list(p->c, &list, &n) != IMAP_OK) {
+		set_error(p->s, imap_errmsg(p->c));
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char display[2048], path[4096];
+		snprintf(display, sizeof(display), "%s", list[i].name);
+		if (list[i].delim != '\0' && list[i].delim != '/')
+			for (char *q = display; *q; q++)
+				if (*q == list[i].delim)
+					*q = '/';
+		if (!folder_wanted(p->s->acct, display))
+			continue;
+		if (names_folder_path(list[i].name, list[i].delim, p->s->acct->outbox, path,
+				      sizeof(path)) < 0) {
+			log_warn("account %s: folder %s: name cannot be shown, skipped",
+				 p->s->acct->name, list[i].raw);
+			continue;
+		}
+		int64_t id;
+		if (ensure_path(p, path, &list[i], &seen, &id) < 0) {
+			log_warn("account %s: folder %s: cannot record: %s", p->s->acct->name,
+				 list[i].raw, store_errmsg(p->store));
+			continue;
+		}
+		if (!(list[i].flags & IMAP_MBOX_NOSELECT) && seen_add(mailboxes, id) < 0)
+			goto out;
+	}
+	/* Folders the server no longer has. */
+	struct gone_ctx g = { .seen = &seen, .top = p->s->top_id };
+	if (store_folder_each(p->store, p->s->account_id, collect_gone, &g) < 0)
+		goto out;
+	for (size_t i = 0; i < g.gone.n; i++) {
+		struct store_folder f;
+		if (store_folder_get(p->store, g.gone.ids[i], &f) != 0)
+			continue; /* already gone with its parent */
+		if (store_folder_delete(p->store, f.id) < 0)
+			continue;
+		if (p->s->hooks.folder_removed)
+			p->s->hooks.folder_removed(p->s->hctx, f.parent_id, f.id, f.name);
+	}
+	free(g.gone.ids);
+	pthread_mutex_lock(&p->s->mu);
+	p->s->st.folders = mailboxes->n;
+	pthread_mutex_unlock(&p->s->mu);
+	ret = 0;
+out:
+	free(seen.ids);
+	imap_mbox_list_free(&list, n);
+	return ret;
+}
+
+/* ---- one folder ------------------------------------------------------------------- */
+
+/* Append "a" or "a:b" to a UID set string. */
+static void
+set_append(struct buf *b, uint32_t a, uint32_t z)
+{
+	if (b->len > 0)
+		buf_append(b, ",", 1);
+	if (a == z)
+		buf_printf(b, "%u", a);
+	else
+		buf_printf(b, "%u:%u", a, z);
+}
+
+/* Send UID FETCH commands for `uids` (ascending) in batches. */
+static int
+fetch_uids(struct pass *p, const uint32_t *uids, size_t n, const char *items)
+{
+	struct buf set;
+	buf_init(&set, 4096);
+	size_t i = 0;
+	int ret = 0;
+	while (i < n && ret == 0) {
+		buf_reset(&set);
+		size_t count_in = 0;
+		while (i < n && count_in < HEADER_BATCH && set.len < 700) {
+			size_t j = i;
+			while (j + 1 < n && uids[j + 1] == uids[j] + 1 && count_in + (j - i) + 1 < HEADER_BATCH)
+				j++;
+			set_append(&set, uids[i], uids[j]);
+			count_in += j - i + 1;
+			i = j + 1;
+		}
+		unsigned id;
+		if (imap_send(p->c, &id, "UID FETCH %s %s", set.data, items) != IMAP_OK)
+			ret = -1;
+	}
+	buf_free(&set);
+	if (ret == 0 && imap_wait_all(p->c) != IMAP_OK)
+		ret = -1;
+	if (p->failed)
+		ret = -1;
+	if (ret < 0)
+		set_error(p->s, p->failed ? store_errmsg(p->store) : imap_errmsg(p->c));
+	return ret;
+}
+
+static int
+purge_folder(struct pass *p, int64_t folder_id)
+{
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	if (store_msg_uids(p->store, folder_id, &uids, &n) < 0)
+		return -1;
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct store_msg m;
+		if (store_msg_by_uid(p->store, folder_id, uids[i], &m) != 0)
+			continue;
+		if (store_msg_delete(p->store, m.id) < 0)
+			ret = -1;
+		else if (p->s->hooks.msg_removed)
+			p->s->hooks.msg_removed(p->s->hctx, folder_id, m.id, m.name);
+	}
+	free(uids);
+	return ret;
+}
+
+/* Remove messages the server no longer has. */
+static int
+sync_expunged(struct pass *p)
+{
+	uint32_t *server = NULL, *local = NULL;
+	size_t ns = 0, nl = 0;
+	int ret = -1;
+	if (imap_uid_search(p->c, "ALL", &server, &ns) != IMAP_OK) {
+		set_error(p->s, imap_errmsg(p->c));
+		goto out;
+	}
+	if (store_msg_uids(p->store, p->f->id, &local, &nl) < 0)
+		goto out;
+	size_t j = 0;
+	bool removed = false;
+	for (size_t i = 0; i < nl; i++) {
+		while (j < ns && server[j] < local[i])
+			j++;
+		if (j < ns && server[j] == local[i])
+			continue;
+		struct store_msg m;
+		if (store_msg_by_uid(p->store, p->f->id, local[i], &m) != 0)
+			continue;
+		if (store_msg_delete(p->store, m.id) < 0)
+			goto out;
+		removed = true;
+		if (p->s->hooks.msg_removed)
+			p->s->hooks.msg_removed(p->s->hctx, p->f->id, m.id, m.name);
+	}
+	if (removed && p->s->hooks.folder_changed)
+		p->s->hooks.folder_changed(p->s->hctx, p->f->id);
+	ret = 0;
+out:
+	free(server);
+	free(local);
+	return ret;
+}
+
+static int
+sync_folder(struct pass *p, struct store_folder *f)
+{
+	struct imap_select_info si;
+	p->f = f;
+	if (imap_select(p->c, f->server_name, true, &si) != IMAP_OK) {
+		if (conn_error(imap_conn(p->c)) != CONN_OK)
+			return -1;
+		log_warn("account %s: cannot open %s: %s", p->s->acct->name, f->server_name,
+			 imap_errmsg(p->c));
+		return 0; /* the folder may have just been deleted; the next listing tells */
+	}
+	if (f->uidvalidity != 0 && si.uidvalidity != f->uidvalidity) {
+		log_info("account %s: %s: UIDVALIDITY changed, reading the folder again",
+			 p->s->acct->name, f->server_name);
+		if (purge_folder(p, f->id) < 0)
+			return -1;
+		if (p->s->hooks.folder_changed)
+			p->s->hooks.folder_changed(p->s->hctx, f->id);
+		f->uidnext = 0;
+		f->highestmodseq = 0;
+		f->messages = 0;
+	}
+	if (f->uidvalidity == si.uidvalidity && f->uidnext == si.uidnext &&
+	    f->messages == si.exists &&
+	    (si.highestmodseq == 0 || si.highestmodseq == f->highestmodseq))
+		return 0; /* nothing changed */
+
+	set_phase(p->s, "headers");
+	const char *items = p->condstore ? "(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
+					   "BODY.PEEK[HEADER.FIELDS (DATE FROM SUBJECT MESSAGE-ID)])"
+					 : "(UID FLAGS INTERNALDATE RFC822.SIZE "
+					   "BODY.PEEK[HEADER.FIELDS (DATE FROM SUBJECT MESSAGE-ID)])";
+	/* New messages. */
+	if (si.exists > 0 && (f->uidnext == 0 || si.uidnext > f->uidnext)) {
+		uint32_t *uids = NULL;
+		size_t n = 0;
+		char crit[64];
+		snprintf(crit, sizeof(crit), "UID %u:*", f->uidnext ? f->uidnext : 1);
+		if (imap_uid_search(p->c, crit, &uids, &n) != IMAP_OK) {
+			set_error(p->s, imap_errmsg(p->c));
+			return -1;
+		}
+		/* "n:*" always includes the last message, even below n. */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (f->uidnext == 0 || uids[i] >= f->uidnext)
+				uids[k++] = uids[i];
+		p->mode = MODE_HEADERS;
+		int r = fetch_uids(p, uids, k, items);
+		free(uids);
+		if (r < 0 || txn_commit(p) < 0)
+			return -1;
+	}
+	/* Flag changes of the messages we had. */
+	if (f->uidnext > 1 && f->messages > 0) {
+		unsigned id;
+		p->mode = MODE_FLAGS;
+		enum imap_err e;
+		if (p->condstore && f->highestmodseq > 0 && si.highestmodseq > 0)
+			e = imap_send(p->c, &id, "UID FETCH 1:%u (UID FLAGS) (CHANGEDSINCE %llu)",
+				      f->uidnext - 1, (unsigned long long)f->highestmodseq);
+		else
+			e = imap_send(p->c, &id, "UID FETCH 1:%u (UID FLAGS)", f->uidnext - 1);
+		if (e == IMAP_OK)
+			e = imap_wait(p->c, id);
+		if (e != IMAP_OK || p->failed) {
+			set_error(p->s, p->failed ? store_errmsg(p->store) : imap_errmsg(p->c));
+			return -1;
+		}
+		if (txn_commit(p) < 0)
+			return -1;
+	}
+	p->mode = MODE_NONE;
+	/* Expunged messages. */
+	struct store_folder now;
+	if (store_folder_get(p->store, f->id, &now) != 0)
+		return -1;
+	if (now.messages != si.exists && sync_expunged(p) < 0)
+		return -1;
+	if (store_folder_set_state(p->store, f->id, si.uidvalidity, si.uidnext,
+				   si.highestmodseq) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- bodies ----------------------------------------------------------------------- */
+
+static int
+prefetch_folder(struct pass *p, struct store_folder *f)
+{
+	const struct cfg_account *a = p->s->acct;
+	if (a->prefetch == CFG_PREFETCH_NONE)
+		return 0;
+	int64_t since = a->prefetch == CFG_PREFETCH_DAYS
+				? now_s() - (int64_t)a->prefetch_days * 86400
+				: INT64_MIN;
+	uint32_t uids[512];
+	size_t n = 0;
+	uint32_t after = 0;
+	bool selected = false;
+	p->f = f;
+	for (;;) {
+		if (store_msg_missing_bodies(p->store, f->id, after, uids, 512, &n) < 0)
+			return -1;
+		if (n == 0)
+			break;
+		after = uids[n - 1];
+		if (!selected) {
+			struct imap_select_info si;
+			if (imap_select(p->c, f->server_name, true, &si) != IMAP_OK)
+				return conn_error(imap_conn(p->c)) != CONN_OK ? -1 : 0;
+			selected = true;
+			set_phase(p->s, "bodies");
+		}
+		p->mode = MODE_BODIES;
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (since != INT64_MIN) {
+				struct store_msg m;
+				if (store_msg_by_uid(p->store, f->id, uids[i], &m) != 0 ||
+				    m.internaldate < since)
+					continue;
+			}
+			uids[k++] = uids[i];
+		}
+		/* Bodies are placed by the UID sent before them in each response. */
+		if (txn_begin(p) < 0 || fetch_uids(p, uids, k, "(UID BODY.PEEK[])") < 0)
+			return -1;
+		if (txn_commit(p) < 0)
+			return -1;
+		if (stopping(p->s))
+			return 0;
+	}
+	p->mode = MODE_NONE;
+	return 0;
+}
+
+/* ---- a pass ----------------------------------------------------------------------- */
+
+static int
+do_pass(struct pass *p)
+{
+	struct seen_set mailboxes = { 0 };
+	int ret = -1;
+	set_phase(p->s, "listing");
+	if (list_folders(p, &mailboxes) < 0)
+		goto out;
+	/* INBOX first: it is what people look at. */
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < mailboxes.n; i++) {
+			struct store_folder f;
+			if (store_folder_get(p->store, mailboxes.ids[i], &f) != 0)
+				continue;
+			bool inbox = strcmp(f.server_name, "INBOX") == 0;
+			if ((round == 0) != inbox)
+				continue;
+			if (stopping(p->s))
+				goto done;
+			if (sync_folder(p, &f) < 0)
+				goto out;
+		}
+	}
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < mailboxes.n; i++) {
+			struct store_folder f;
+			if (store_folder_get(p->store, mailboxes.ids[i], &f) != 0)
+				continue;
+			bool inbox = strcmp(f.server_name, "INBOX") == 0;
+			if ((round == 0) != inbox)
+				continue;
+			if (stopping(p->s))
+				goto done;
+			if (prefetch_folder(p, &f) < 0)
+				goto out;
+		}
+	}
+done:
+	ret = 0;
+out:
+	if (p->w != NULL)
+		store_body_end(&p->w, false);
+	if (p->in_txn) {
+		if (ret == 0) {
+			if (txn_commit(p) < 0)
+				ret = -1;
+		} else {
+			store_rollback(p->store);
+			p->in_txn = false;
+		}
+	}
+	p->mode = MODE_NONE;
+	p->failed = false;
+	free(mailboxes.ids);
+	return ret;
+}
+
+static void *
+sync_main(void *arg)
+{
+	struct sync *s = arg;
+	struct pass p = { .s = s };
+	char err[700];
+	buf_init(&p.hdr, 64 * 1024);
+	if (store_open(s->cache_dir, &p.store, err, sizeof(err)) < 0) {
+		set_error(s, err);
+		goto out;
+	}
+	unsigned backoff = 1;
+	while (!stopping(s)) {
+		set_phase(s, "connecting");
+		p.c = connect_login(s, "sync", 15000, err, sizeof(err));
+		if (p.c == NULL) {
+			pthread_mutex_lock(&s->mu);
+			s->st.online = false;
+			s->known_offline = true;
+			pthread_mutex_unlock(&s->mu);
+			set_error(s, err);
+			set_phase(s, "offline");
+			if (wait_for(s, backoff))
+				break;
+			backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
+			continue;
+		}
+		backoff = 1;
+		imap_set_fetch_handler(p.c, &pass_handler, &p);
+		p.condstore = imap_has_cap(p.c, "CONDSTORE");
+		if (p.condstore)
+			(void)imap_enable(p.c, "CONDSTORE");
+		pthread_mutex_lock(&s->mu);
+		s->st.online = true;
+		s->known_offline = false;
+		pthread_mutex_unlock(&s->mu);
+		for (;;) {
+			if (do_pass(&p) < 0)
+				break;
+			pthread_mutex_lock(&s->mu);
+			s->st.passes++;
+			s->st.last_sync_time = now_s();
+			bool first = !s->st.first_pass_done;
+			s->st.first_pass_done = true;
+			if (first)
+				pthread_cond_broadcast(&s->cond);
+			snprintf(s->phase, sizeof(s->phase), "idle");
+			pthread_mutex_unlock(&s->mu);
+			if (wait_for(s, s->acct->poll_seconds))
+				break;
+			if (imap_noop(p.c) != IMAP_OK)
+				break;
+		}
+		imap_close(&p.c);
+		pthread_mutex_lock(&s->mu);
+		s->st.online = false;
+		pthread_mutex_unlock(&s->mu);
+	}
+out:
+	imap_close(&p.c);
+	store_close(&p.store);
+	buf_free(&p.hdr);
+	return NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------------------- */
+
+struct sync *
+sync_start(const struct cfg_account *acct, const char *cache_dir, int64_t account_id,
+	   int64_t top_id, const struct sync_hooks *hooks, void *hooks_ctx, char *err,
+	   size_t errlen)
+{
+	struct sync *s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->cache_dir = strdup(cache_dir)) == NULL) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->acct = acct;
+	s->account_id = account_id;
+	s->top_id = top_id;
+	if (hooks != NULL)
+		s->hooks = *hooks;
+	s->hctx = hooks_ctx;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	snprintf(s->phase, sizeof(s->phase), "starting");
+	for (int i = 0; i < READERS; i++)
+		pthread_mutex_init(&s->readers[i].mu, NULL);
+	if (!acct->imap.set) {
+		snprintf(err, errlen, "account %s: only IMAP accounts can be mounted so far",
+			 acct->name);
+		sync_stop(&s);
+		return NULL;
+	}
+	int e = pthread_create(&s->thread, NULL, sync_main, s);
+	if (e != 0) {
+		snprintf(err, errlen, "cannot start a thread: %s", strerror(e));
+		sync_stop(&s);
+		return NULL;
+	}
+	s->started = true;
+	return s;
+}
+
+void
+sync_stop(struct sync **sp)
+{
+	struct sync *s = *sp;
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	for (int i = 0; i < READERS; i++) {
+		imap_close(&s->readers[i].c);
+		pthread_mutex_destroy(&s->readers[i].mu);
+	}
+	cfg_secret_free(&s->password);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->mu);
+	free(s->cache_dir);
+	free(s);
+	*sp = NULL;
+}
+
+/* ---- on-demand reads -------------------------------------------------------------- */
+
+struct read_ctx {
+	unsigned char *buf;
+	size_t len, got;
+	bool seen;
+};
+
+static int
+read_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64_t size)
+{
+	struct read_ctx *r = ctx;
+	(void)seq;
+	(void)uid;
+	(void)size;
+	r->seen = strncasecmp(section, "BODY[]", 6) == 0;
+	return 0;
+}
+
+static int
+read_data(void *ctx, const unsigned char *data, size_t len)
+{
+	struct read_ctx *r = ctx;
+	if (!r->seen)
+		return 0;
+	size_t room = r->len - r->got;
+	size_t n = len < room ? len : room;
+	memcpy(r->buf + r->got, data, n);
+	r->got += n;
+	return 0;
+}
+
+static const struct imap_fetch_handler read_handler = {
+	.body_begin = read_begin,
+	.body_data = read_data,
+};
+
+enum sync_read_result
+sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset, size_t len,
+	  void *buf, size_t *got_r)
+{
+	*got_r = 0;
+	pthread_mutex_lock(&s->mu);
+	bool offline = s->known_offline;
+	pthread_mutex_unlock(&s->mu);
+	if (offline)
+		return SYNC_READ_OFFLINE;
+	/* A free reader if there is one, else wait for the one this UID maps to. */
+	struct reader *rd = NULL;
+	for (int i = 0; i < READERS && rd == NULL; i++)
+		if (pthread_mutex_trylock(&s->readers[i].mu) == 0)
+			rd = &s->readers[i];
+	if (rd == NULL) {
+		rd = &s->readers[uid % READERS];
+		pthread_mutex_lock(&rd->mu);
+	}
+	enum sync_read_result ret = SYNC_READ_ERROR;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char err[700];
+		if (rd->c == NULL) {
+			rd->c = connect_login(s, "read", 1000, err, sizeof(err));
+			rd->selected[0] = '\0';
+			if (rd->c == NULL) {
+				log_warn("account %s: on-demand read: %s", s->acct->name, err);
+				ret = SYNC_READ_OFFLINE;
+				break;
+			}
+		}
+		struct imap_select_info si;
+		if (strcmp(rd->selected, server_name) != 0) {
+			if (imap_select(rd->c, server_name, true, &si) != IMAP_OK) {
+				if (conn_error(imap_conn(rd->c)) != CONN_OK) {
+					imap_close(&rd->c);
+					continue;
+				}
+				ret = SYNC_READ_GONE;
+				break;
+			}
+			snprintf(rd->selected, sizeof(rd->selected), "%s", server_name);
+		}
+		struct read_ctx r = { .buf = buf, .len = len };
+		imap_set_fetch_handler(rd->c, &read_handler, &r);
+		unsigned id;
+		enum imap_err e = imap_send(rd->c, &id, "UID FETCH %u (UID BODY.PEEK[]<%llu.%zu>)", uid,
+					    (unsigned long long)offset, len);
+		if (e == IMAP_OK)
+			e = imap_wait(rd->c, id);
+		imap_set_fetch_handler(rd->c, NULL, NULL);
+		if (e == IMAP_OK) {
+			*got_r = r.got;
+			ret = r.seen ? SYNC_READ_OK : SYNC_READ_GONE;
+			count(s, &s->st.ondemand_reads, 1);
+			count(s, &s->st.ondemand_bytes, r.got);
+			break;
+		}
+		if (conn_error(imap_conn(rd->c)) == CONN_OK) {
+			ret = SYNC_READ_ERROR;
+			break;
+		}
+		imap_close(&rd->c); /* dropped: try once more on a new connection */
+	}
+	pthread_mutex_unlock(&rd->mu);
+	return ret;
+}

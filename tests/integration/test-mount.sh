@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# End-to-end tests of the mount: real Dovecot and Postfix (scripts/test-servers), a real
+# FUSE mount, and only standard tools (find, cat, stat, grep, head, getfattr, ls).
+#
+#   test-mount.sh MAILFS IMAP_TOOL        (MAILFS_SERVER_DIR names the servers' DIR)
+#
+# Every file read through the mount is compared byte for byte with Dovecot's Maildir.
+# The servers are stopped and started again in the middle (offline mount); they are left
+# running at the end.
+set -euo pipefail
+
+mailfs=$1
+tool=$2
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
+# shellcheck disable=SC1091
+. "$MAILFS_SERVER_DIR/ports"
+
+work=$(mktemp -d /tmp/mailfs-e2e.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+daemon=
+pids=()
+unmount() {
+	if mountpoint -q "$mnt"; then
+		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
+	fi
+	if [ -n "$daemon" ]; then
+		for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$daemon" 2>/dev/null || true
+		wait "$daemon" 2>/dev/null || true
+		daemon=
+	fi
+}
+cleanup() {
+	unmount
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	"$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null 2>&1 || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+failures=0
+ok() { printf 'ok   %s\n' "$*"; }
+bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
+alice_imap() { "$tool" -h "$HOST" -p "$IMAPS" -s -c "$CA" -u alice -w "$ALICE_PASS" "$@"; }
+dova() { $DOVEADM "$@"; }
+
+word=zqxj$$${RANDOM}planted
+# Plant a word in three messages of three folders (one with a non-ASCII name).
+plant() { # folder, subject
+	printf 'From: Planter <planter@example.test>\nTo: alice@example.test\nSubject: %s\nMessage-ID: <%s@e2e.test>\nDate: Tue, 03 Nov 2026 10:00:00 +0000\n\nThe word %s is here.\n' \
+		"$2" "$2" "$word" | dova save -u alice -m "$1"
+}
+plant INBOX "planted-inbox-$word"
+plant Archive/2024 "planted-archive-$word"
+plant 日本語 "planted-japanese-$word"
+seen_before=$(dova search -u alice mailbox '*' SEEN | wc -l)
+
+cat >"$work/config" <<EOF
+cache_dir = $work/cache
+[account alice]
+imap = imaps://localhost:$IMAPS
+user = alice
+password_cmd = echo $ALICE_PASS
+ca_file = $CA
+poll = 5s
+[account lazy]
+imap = imap://localhost:$IMAP
+user = alice
+password_cmd = echo $ALICE_PASS
+ca_file = $CA
+prefetch = none
+poll = 5s
+folders = INBOX
+EOF
+
+start_mount() { # extra args...
+	"$mailfs" -f -o config="$work/config" "$@" "$mnt" >>"$work/daemon.log" 2>&1 &
+	daemon=$!
+	for _ in $(seq 200); do
+		mountpoint -q "$mnt" && return 0
+		kill -0 "$daemon" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+wait_synced() { # account, seconds
+	local i
+	for i in $(seq $(($2 * 10))); do
+		grep -A3 "^\[account $1\]" "$mnt/.status" 2>/dev/null | grep -q 'first_sync *= done' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_for() { # seconds, command...
+	local s=$1
+	shift
+	for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+
+# --- mount and first sync ----------------------------------------------------------------
+if start_mount && wait_synced alice 120 && wait_synced lazy 60; then
+	ok "mounted, first sync done"
+else
+	bad "mount or first sync failed: $(tail -5 "$work/daemon.log")"
+	cat "$mnt/.status" 2>/dev/null || true
+	exit 1
+fi
+cat "$mnt/.status"
+
+# --- find: every folder and every message --------------------------------------------------
+alice_imap list >"$work/list"
+while IFS=$'\t' read -r raw name _flags; do
+	want=$(alice_imap status "$name" | awk '{print $2}')
+	dir="$mnt/alice/$name"
+	if [ ! -d "$dir" ]; then bad "folder $name missing"; continue; fi
+	have=$(find "$dir" -maxdepth 1 -type f -name '*.eml' | wc -l)
+	if [ "$have" = "$want" ]; then ok "find: $name has $have messages"
+	else bad "find: $name has $have files, the server $want messages"; fi
+	# Byte for byte, through the mount: link each file as <uid>.eml for the comparer.
+	rm -rf "$work/by-uid"
+	mkdir -p "$work/by-uid"
+	find "$dir" -maxdepth 1 -type f -name '*.eml' -printf '%f\n' | while read -r f; do
+		uid=$(cut -d_ -f3 <<<"${f%.eml}")
+		ln -s "$dir/$f" "$work/by-uid/$uid.eml"
+	done
+	sub=$raw
+	[ "$raw" = INBOX ] && sub=""
+	if res=$("$here/maildir-compare.py" "$MAILDIR_ALICE" "$sub" "$work/by-uid" 2>&1); then ok "cat $name: $res"
+	else bad "cat $name differs from the server: $res"; fi
+done <"$work/list"
+if [ -d "$mnt/alice/Archive/2024" ] && [ -d "$mnt/alice/Entwürfe" ] && [ -d "$mnt/alice/With Space" ]; then
+	ok "nested, non-ASCII and spaced folder names"
+else
+	bad "expected folder names missing: $(ls "$mnt/alice")"
+fi
+
+# --- st_size is exactly what read returns -------------------------------------------------
+mismatch=0
+checked=0
+while IFS= read -r -d '' f; do
+	s=$(stat -c %s "$f")
+	n=$(wc -c <"$f")
+	checked=$((checked + 1))
+	[ "$s" = "$n" ] || { mismatch=$((mismatch + 1)); echo "size $s, read $n: $f"; }
+done < <(find "$mnt/alice" "$mnt/lazy" -type f -print0)
+if [ "$mismatch" = 0 ] && [ "$checked" -gt 0 ]; then ok "stat size equals bytes read for $checked files"
+else bad "stat size differs from bytes read for $mismatch of $checked files"; fi
+
+# --- grep -rl finds exactly the planted messages, and nothing became \Seen ------------------
+grep -rl "$word" "$mnt/alice" | sort >"$work/grep"
+if [ "$(wc -l <"$work/grep")" = 3 ] && grep -q 'alice/INBOX/.*planted-inbox' "$work/grep" &&
+	grep -q 'alice/Archive/2024/.*planted-archive' "$work/grep" &&
+	grep -q 'alice/日本語/.*planted-japanese' "$work/grep"; then
+	ok "grep -rl found exactly the 3 planted messages"
+else
+	bad "grep -rl found: $(cat "$work/grep")"
+fi
+seen_after=$(dova search -u alice mailbox '*' SEEN | wc -l)
+if [ "$seen_before" = "$seen_after" ]; then ok "reading everything set no \\Seen flag ($seen_after seen before and after)"
+else bad "\\Seen count changed from $seen_before to $seen_after"; fi
+
+# --- head -c 4096 of a large uncached message fetches about that much ----------------------
+big=$(find "$mnt/lazy/INBOX" -type f -size +1M -print -quit)
+before=$(awk '/^\[account lazy\]/ {a=1} a && /ondemand_bytes/ {print $3; exit}' "$mnt/.status")
+if [ -n "$big" ]; then
+	uid=$(basename "$big" | cut -d_ -f3)
+	head -c 4096 "$big" >"$work/head"
+	alice_imap head INBOX "$uid" 4096 >"$work/head.want" 2>/dev/null
+	sleep 1.2 # .status is refreshed every second
+	after=$(awk '/^\[account lazy\]/ {a=1} a && /ondemand_bytes/ {print $3; exit}' "$mnt/.status")
+	moved=$((after - before))
+	size=$(stat -c %s "$big")
+	if cmp -s "$work/head" "$work/head.want" && [ "$moved" -gt 0 ] && [ "$moved" -le $((512 * 1024)) ]; then
+		ok "head -c 4096 of a $size-byte uncached message: right bytes, $moved bytes fetched"
+	else
+		bad "head -c 4096 of $big: $moved bytes fetched (size $size), bytes $(cmp "$work/head" "$work/head.want" 2>&1)"
+	fi
+else
+	bad "no large message in lazy/INBOX"
+fi
+
+# --- extended attributes: the server's flags ---------------------------------------------
+f=$(find "$mnt/alice/INBOX" -type f -name '*.eml' -print -quit)
+uid=$(basename "$f" | cut -d_ -f3)
+want=$(dova fetch -u alice flags mailbox INBOX uid "$uid" | sed -n 's/^flags: *//p')
+have=$(getfattr --only-values -n user.mail.flags "$f" 2>/dev/null || true)
+if [ "$(tr ' ' '\n' <<<"$want" | grep -v '^\\Recent$' | sort | xargs)" = "$(tr ' ' '\n' <<<"$have" | sort | xargs)" ]; then
+	ok "user.mail.flags = '$have' as on the server"
+else
+	bad "user.mail.flags '$have', server '$want'"
+fi
+if [ "$(getfattr --only-values -n user.mail.uid "$f")" = "$uid" ]; then ok "user.mail.uid"; else bad "user.mail.uid"; fi
+dova flags add -u alice '\Flagged $Label1' mailbox INBOX uid "$uid"
+if wait_for 30 sh -c "getfattr --only-values -n user.mail.flags '$f' | grep -q 'Label1'"; then
+	ok "a flag set by another client shows in user.mail.flags: $(getfattr --only-values -n user.mail.flags "$f")"
+else
+	bad "flag change not seen: $(getfattr --only-values -n user.mail.flags "$f")"
+fi
+
+# --- mail delivered by Postfix, appended and expunged by other clients ---------------------
+python3 - "$HOST" "$SUBMISSION" "$CA" "$BOB_PASS" <<'EOF'
+import smtplib, ssl, sys
+host, port, ca, pw = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+with smtplib.SMTP(host, int(port), timeout=30) as s:
+    s.starttls(context=ctx)
+    s.login("bob", pw)
+    s.sendmail("bob@example.test", ["alice@example.test"],
+               b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: e2e delivered by postfix\r\n\r\nhello\r\n")
+EOF
+if wait_for 40 sh -c "ls '$mnt/alice/INBOX' | grep -q 'e2e-delivered-by-postfix'"; then ok "mail delivered through Postfix appeared"
+else bad "delivered mail did not appear in alice/INBOX"; fi
+printf 'From: other@example.test\r\nSubject: e2e appended by another client\r\n\r\nappended\r\n' >"$work/app.eml"
+python3 - "$HOST" "$IMAPS" "$CA" "$ALICE_PASS" "$work/app.eml" <<'EOF'
+import imaplib, ssl, sys
+host, port, ca, pw, path = sys.argv[1:6]
+m = imaplib.IMAP4_SSL(host, int(port), ssl_context=ssl.create_default_context(cafile=ca))
+m.login("alice", pw)
+m.append("Archive/2025", None, None, open(path, "rb").read())
+m.logout()
+EOF
+if wait_for 40 sh -c "ls '$mnt/alice/Archive/2025' | grep -q 'e2e-appended-by-another-client'"; then ok "message appended by another client appeared"
+else bad "appended message did not appear"; fi
+gone=$(find "$mnt/alice/With Space" -type f -name '*.eml' -print -quit)
+gone_uid=$(basename "$gone" | cut -d_ -f3)
+dova expunge -u alice mailbox "With Space" uid "$gone_uid"
+if wait_for 40 sh -c "[ ! -e '$gone' ]"; then ok "message expunged by another client disappeared"
+else bad "expunged message still listed: $gone"; fi
+
+# --- restart with the servers stopped: the warm cache serves -------------------------------
+cached=$(find "$mnt/alice/Archive/2024" -type f -name '*.eml' -print -quit)
+cp "$cached" "$work/cached.copy"
+uncached=$(find "$mnt/lazy/INBOX" -type f -name '*.eml' | tail -1)
+unmount
+"$top/scripts/test-servers" stop "$MAILFS_SERVER_DIR" >/dev/null
+if start_mount; then
+	ok "mount starts with the servers down and a warm cache"
+	if ls "$mnt/alice/INBOX" >/dev/null && [ "$(find "$mnt/alice" -type f | wc -l)" -gt 0 ] &&
+		cmp -s "$cached" "$work/cached.copy"; then
+		ok "offline: listing and cached reads work"
+	else
+		bad "offline: listing or cached read failed"
+	fi
+	set +e
+	err=$(timeout 10 head -c 100 "$uncached" 2>&1 >/dev/null)
+	rc=$?
+	set -e
+	if [ "$rc" != 124 ] && [ "$rc" != 0 ] && grep -q "Input/output error" <<<"$err"; then ok "offline: uncached read fails with EIO ($err)"
+	else bad "offline: uncached read: status $rc, $err"; fi
+	grep -A2 '^\[account alice\]' "$mnt/.status" | grep -q 'state *= offline' && ok ".status says offline" ||
+		bad ".status: $(head -3 "$mnt/.status")"
+else
+	bad "mount with the servers down failed: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+"$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null
+
+# --- empty cache and unreachable server: one clear line, non-zero exit ----------------------
+sed "s|^cache_dir = .*|cache_dir = $work/cache2|; s|imaps://localhost:$IMAPS|imaps://localhost:1|" "$work/config" >"$work/config.down"
+set +e
+"$mailfs" -f -o config="$work/config.down" "$mnt" >"$work/down.out" 2>&1
+rc=$?
+set -e
+if [ "$rc" != 0 ] && [ "$(wc -l <"$work/down.out")" = 1 ] && grep -q "account 'alice'" "$work/down.out"; then
+	ok "empty cache, server down: $(cat "$work/down.out")"
+else
+	bad "empty cache, server down: status $rc: $(cat "$work/down.out")"
+fi
+unmount
+
+# --- kill -9 during the first sync, then restart: complete, no duplicates --------------------
+MAILFS_SERVER_DIR=$MAILFS_SERVER_DIR "$top/scripts/seed" alice 3000 Bulk >/dev/null
+sed -i "s|^cache_dir = .*|cache_dir = $work/cache3|" "$work/config"
+start_mount
+sleep 1.5
+kill -9 "$daemon"
+wait "$daemon" 2>/dev/null || true
+daemon=
+fusermount3 -uz "$mnt" 2>/dev/null || true
+if start_mount && wait_synced alice 180; then
+	want=$(alice_imap status Bulk | awk '{print $2}')
+	find "$mnt/alice/Bulk" -type f -name '*.eml' -printf '%f\n' | cut -d_ -f3 | sort -n >"$work/uids"
+	have=$(wc -l <"$work/uids")
+	dups=$(uniq -d "$work/uids" | wc -l)
+	if [ "$have" = "$want" ] && [ "$dups" = 0 ]; then ok "kill -9 mid-sync, restart: $have of $want messages, no duplicates"
+	else bad "after kill -9: $have files for $want messages, $dups duplicate UIDs"; fi
+else
+	bad "restart after kill -9 failed: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
+# --- hostile folder names cannot escape the tree --------------------------------------------
+rm -f "$work/fport"
+"$here/fake-imap.py" hostilenames "$work/fport" "$work/hostile.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/fport" ] && break; sleep 0.05; done
+cat >"$work/config.evil" <<EOF
+cache_dir = $work/cache4
+[account evil]
+imap = imap://127.0.0.1:$(cat "$work/fport")
+tls = off
+user = x
+password = y
+EOF
+chmod 600 "$work/config.evil"
+"$mailfs" -f -o config="$work/config.evil" "$mnt" >>"$work/daemon.log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
+if wait_synced evil 30; then
+	find "$mnt/evil" >"$work/evil.find"
+	escaped=$(find "$mnt/evil" -name '..' -o -name '.' | wc -l)
+	outside=$(grep -cv "^$mnt/evil" "$work/evil.find" || true)
+	if [ "$escaped" = 0 ] && [ "$outside" = 0 ] && grep -q '%2E%2E\|/%$\|%2F' "$work/evil.find" &&
+		grep -q 'ctl%01%7Fname' "$work/evil.find" && grep -q '%2541' "$work/evil.find"; then
+		ok "hostile folder names escaped: $(sed "s|$mnt/evil/||" "$work/evil.find" | tail -n +2 | xargs)"
+	else
+		bad "hostile folder names: $(cat "$work/evil.find")"
+	fi
+else
+	bad "mount of the hostile server did not sync: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
+echo "$failures failure(s)"
+[ "$failures" = 0 ]
