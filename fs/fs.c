@@ -947,7 +947,8 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	} else {
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(lc, fo.clone_fd);
-		fuse_loop_cfg_set_max_threads(lc, fo.max_threads ? fo.max_threads : 16);
+		unsigned max = fo.max_threads;
+		fuse_loop_cfg_set_max_threads(lc, max == 0 || max > 1000 ? 16 : max);
 		fuse_loop_cfg_set_idle_threads(lc, fo.max_idle_threads ? fo.max_idle_threads : 4);
 		r = fuse_session_loop_mt(m.se, lc);
 		fuse_loop_cfg_destroy(lc);

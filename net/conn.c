@@ -65,7 +65,7 @@ conn_err_name(enum conn_err e)
 	return "unknown error";
 }
 
-static enum conn_err
+static enum conn_err __attribute__((format(printf, 3, 0)))
 vset_error(struct conn *c, enum conn_err code, const char *fmt, va_list ap)
 {
 	if (c->err != CONN_OK)

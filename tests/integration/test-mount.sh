@@ -36,7 +36,7 @@ unmount() {
 cleanup() {
 	unmount
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	"$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null 2>&1 || true
+	MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -236,7 +236,7 @@ cached=$(find "$mnt/alice/Archive/2024" -type f -name '*.eml' -print -quit)
 cp "$cached" "$work/cached.copy"
 uncached=$(find "$mnt/lazy/INBOX" -type f -name '*.eml' | tail -1)
 unmount
-"$top/scripts/test-servers" stop "$MAILFS_SERVER_DIR" >/dev/null
+MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" stop "$MAILFS_SERVER_DIR" >/dev/null
 if start_mount; then
 	ok "mount starts with the servers down and a warm cache"
 	if ls "$mnt/alice/INBOX" >/dev/null && [ "$(find "$mnt/alice" -type f | wc -l)" -gt 0 ] &&
@@ -257,7 +257,7 @@ else
 	bad "mount with the servers down failed: $(tail -3 "$work/daemon.log")"
 fi
 unmount
-"$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null
+MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null
 
 # --- empty cache and unreachable server: one clear line, non-zero exit ----------------------
 sed "s|^cache_dir = .*|cache_dir = $work/cache2|; s|imaps://localhost:$IMAPS|imaps://localhost:1|" "$work/config" >"$work/config.down"
