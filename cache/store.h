@@ -108,16 +108,18 @@ int store_folder_ensure(struct store *s, int64_t account_id, int64_t parent_id, 
 int store_folder_get(struct store *s, int64_t id, struct store_folder *r);
 int store_folder_lookup(struct store *s, int64_t parent_id, const char *name,
 			struct store_folder *r);
-/* Record the server state after a sync of the folder. */
+/* Record the server state after a sync of the folder. -1 if the folder does not exist. */
 int store_folder_set_state(struct store *s, int64_t id, uint32_t uidvalidity, uint32_t uidnext,
 			   uint64_t highestmodseq);
-/* Delete the folder, its sub-folders, their messages and bodies. */
+/* Delete the folder, its sub-folders, their messages and bodies. Deleting a row that does
+ * not exist is not an error (0). */
 int store_folder_delete(struct store *s, int64_t id);
 /* Children of a folder (parent 0: the account directories), in name order, starting after
  * the child named `after` ("" for the start); at most `max`. Returns the count filled. */
 int store_folder_children(struct store *s, int64_t parent_id, const char *after,
 			  struct store_folder *out, size_t max);
-/* All folders of an account (for the sync engine). Callback returns non-zero to stop. */
+/* All folders of an account (for the sync engine), in id order (parents before children);
+ * the callback may use the store, even write. It returns non-zero to stop. */
 int store_folder_each(struct store *s, int64_t account_id,
 		      int (*cb)(void *ctx, const struct store_folder *f), void *ctx);
 
@@ -138,7 +140,9 @@ struct store_msg {
 
 /* Insert (by folder_id + uid) or update flags/modseq/size of an existing row; the name of an
  * existing row never changes. Sets m->id. A name already used by another message of the
- * folder is an error (names embed the UID, so this means a bug or a UIDVALIDITY change). */
+ * folder is an error (names embed the UID, so this means a bug or a UIDVALIDITY change).
+ * size is updated only while the body is not cached: a cached body's size is the truth.
+ * flags longer than 511 bytes are an error; a longer message_id is cut. */
 int store_msg_upsert(struct store *s, struct store_msg *m);
 /* 0 found, 1 not found, -1 error. */
 int store_msg_get(struct store *s, int64_t id, struct store_msg *r);
@@ -155,8 +159,10 @@ int store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t
 /* UIDs of messages whose body is not cached, ascending, at most max, after `after_uid`. */
 int store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid,
 			     uint32_t *uids, size_t max, size_t *n_r);
+/* 0, or -1 (also when the message does not exist: "message N not found"). */
 int store_msg_set_flags(struct store *s, int64_t id, const char *flags, uint64_t modseq);
-/* Delete message rows (and bodies) by id. */
+/* Delete message rows (and bodies) by id. Deleting a row that does not exist is not an
+ * error (0). */
 int store_msg_delete(struct store *s, int64_t id);
 
 /* ---- bodies ---- */
@@ -165,7 +171,10 @@ struct store_body_writer;
 
 /* Start writing the body of message `msg_id`, whose real size is `size` (the literal's
  * size; if it differs from the row's size, the row is corrected and *size_changed_r set).
- * The data goes to disk in pieces as it arrives (zeroblob + incremental blob I/O). */
+ * The data goes to disk in pieces as it arrives: the writer buffers at most 256 KiB; each
+ * chunk goes to disk in the caller's transaction, or in autocommit mode in a short one of its
+ * own, so no lock is held between pieces. End every writer before store_commit,
+ * store_rollback or store_close. */
 int store_body_begin(struct store *s, int64_t msg_id, uint64_t size,
 		     struct store_body_writer **w_r, bool *size_changed_r);
 int store_body_write(struct store_body_writer *w, const void *data, size_t len);
@@ -183,6 +192,8 @@ struct store_stats {
 	uint64_t folders, messages, bodies, body_bytes;
 	uint64_t file_bytes; /* the database file and its WAL */
 };
+/* account_id 0: all accounts. folders counts mailboxes and directories (not account tops
+ * or outboxes). */
 int store_stats(struct store *s, int64_t account_id, struct store_stats *r);
 
 #endif

@@ -141,7 +141,7 @@ int
 sync_wait_first_pass(struct sync *s, int timeout_ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
 	if (ts.tv_nsec >= 1000000000) {
@@ -162,7 +162,7 @@ static bool
 wait_for(struct sync *s, unsigned seconds)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += seconds;
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop && !s->kick)
@@ -1056,7 +1056,12 @@ sync_start(const struct cfg_account *acct, const char *cache_dir, int64_t accoun
 		s->hooks = *hooks;
 	s->hctx = hooks_ctx;
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	/* Waits are timed on the monotonic clock: a wall clock that steps never stretches them. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	snprintf(s->phase, sizeof(s->phase), "starting");
 	for (int i = 0; i < READERS; i++)
 		pthread_mutex_init(&s->readers[i].mu, NULL);

@@ -31,6 +31,9 @@
 #define TIMEOUT_LONG 86400.0
 #define MSG_OFF_BASE (UINT64_C(1) << 62)
 #define READDIR_PAGE 256
+/* .status gets a new inode number each time its text changes (STATUS_INO_BASE + generation),
+ * so the kernel never serves an old text from its page cache; its entry is never cached. */
+#define STATUS_INO_BASE (UINT64_C(1) << 63)
 
 struct account {
 	const struct cfg_account *cfg; /* borrowed from mfs.cfg */
@@ -46,6 +49,7 @@ struct mfs {
 	struct account *acc;
 	size_t nacc;
 	pthread_key_t store_key;
+	_Atomic bool ready; /* the kernel's INIT was answered: notifications may go out */
 	uid_t uid;
 	gid_t gid;
 	time_t started;
@@ -53,11 +57,11 @@ struct mfs {
 	pthread_mutex_t status_mu; /* protects status_text/status_len */
 	char *status_text;
 	size_t status_len;
-	pthread_t status_thread;
-	pthread_mutex_t stop_mu;
-	pthread_cond_t stop_cond;
-	bool stop; /* protected by stop_mu */
+	uint64_t status_gen;
+	int64_t status_built_ms; /* monotonic */
 };
+
+static void refresh_status(struct mfs *m);
 
 /* ---- per-thread store ---------------------------------------------------------------- */
 
@@ -128,12 +132,12 @@ static void
 status_attr(struct mfs *m, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = STORE_INO_STATUS;
 	st->st_mode = S_IFREG | 0400;
 	st->st_nlink = 1;
 	st->st_uid = m->uid;
 	st->st_gid = m->gid;
 	pthread_mutex_lock(&m->status_mu);
+	st->st_ino = STATUS_INO_BASE + m->status_gen;
 	st->st_size = (off_t)m->status_len;
 	pthread_mutex_unlock(&m->status_mu);
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = time(NULL);
@@ -147,7 +151,8 @@ ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st)
 		dir_attr(m, ino, m->started, st);
 		return 0;
 	}
-	if (ino == STORE_INO_STATUS) {
+	if (ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE) {
+		refresh_status(m);
 		status_attr(m, st);
 		return 0;
 	}
@@ -188,9 +193,11 @@ mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int64_t pid = 0;
 	if (parent == FUSE_ROOT_ID) {
 		if (strcmp(name, ".status") == 0) {
-			e.ino = STORE_INO_STATUS;
-			e.attr_timeout = 0; /* its size changes */
+			refresh_status(m);
+			e.attr_timeout = 0; /* it changes: looked up every time */
+			e.entry_timeout = 0;
 			status_attr(m, &e.attr);
+			e.ino = e.attr.st_ino;
 			return (void)fuse_reply_entry(req, &e);
 		}
 		pid = 0;
@@ -232,7 +239,8 @@ mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int e = ino_attr(m, s, ino, &st);
 	if (e != 0)
 		return (void)fuse_reply_err(req, e);
-	fuse_reply_attr(req, &st, ino == STORE_INO_STATUS ? 0 : TIMEOUT_LONG);
+	fuse_reply_attr(req, &st,
+			ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE ? 0 : TIMEOUT_LONG);
 }
 
 /* ---- directories --------------------------------------------------------------------- */
@@ -249,7 +257,7 @@ add_entry(fuse_req_t req, struct buf *b, size_t size, bool plus, const char *nam
 		memset(&e, 0, sizeof(e));
 		e.ino = st->st_ino;
 		e.attr = *st;
-		e.entry_timeout = TIMEOUT_LONG;
+		e.entry_timeout = attr_timeout == 0 ? 0 : TIMEOUT_LONG;
 		e.attr_timeout = attr_timeout;
 		need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
 		if (need > room)
@@ -420,7 +428,7 @@ mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 {
 	(void)fi;
 	struct mfs *m = fuse_req_userdata(req);
-	if (ino == STORE_INO_STATUS)
+	if (ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE)
 		return read_status(m, req, size, off);
 	int64_t id;
 	if (store_ino_kind(ino, &id) != 2)
@@ -658,13 +666,14 @@ mfs_statfs(fuse_req_t req, fuse_ino_t ino)
 static void
 mfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct mfs *m = userdata;
 	/* Every READDIR is a READDIRPLUS: one request lists many entries with attributes. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Sizes never change under a name: no writeback cache marking them stale. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	m->ready = true;
 }
 
 static const struct fuse_lowlevel_ops mfs_ops = {
@@ -696,7 +705,7 @@ static void
 hook_folder_changed(void *ctx, int64_t folder_id)
 {
 	struct mfs *m = ctx;
-	if (m->se != NULL)
+	if (m->se != NULL && m->ready)
 		fuse_lowlevel_notify_inval_inode(m->se, store_ino_folder(folder_id), 0, 0);
 }
 
@@ -704,7 +713,7 @@ static void
 hook_msg_removed(void *ctx, int64_t folder_id, int64_t msg_id, const char *name)
 {
 	struct mfs *m = ctx;
-	if (m->se == NULL)
+	if (m->se == NULL || !m->ready)
 		return;
 	fuse_lowlevel_notify_inval_entry(m->se, store_ino_folder(folder_id), name, strlen(name));
 	fuse_lowlevel_notify_inval_inode(m->se, store_ino_msg(msg_id), 0, 0);
@@ -715,7 +724,7 @@ static void
 hook_msg_changed(void *ctx, int64_t msg_id)
 {
 	struct mfs *m = ctx;
-	if (m->se != NULL)
+	if (m->se != NULL && m->ready)
 		fuse_lowlevel_notify_inval_inode(m->se, store_ino_msg(msg_id), -1, 0);
 }
 
@@ -723,7 +732,7 @@ static void
 hook_folder_removed(void *ctx, int64_t parent_id, int64_t folder_id, const char *name)
 {
 	struct mfs *m = ctx;
-	if (m->se == NULL)
+	if (m->se == NULL || !m->ready)
 		return;
 	fuse_ino_t parent = parent_id ? store_ino_folder(parent_id) : FUSE_ROOT_ID;
 	fuse_lowlevel_notify_inval_entry(m->se, parent, name, strlen(name));
@@ -804,45 +813,38 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 		   (unsigned long long)file_bytes);
 }
 
-static void *
-status_main(void *arg)
+/* Rebuild the .status text if it is older than 200 ms; called when the kernel looks the file
+ * up or asks its attributes (both happen before every read of it), so what is read is
+ * current. A changed text gets a new inode number (see STATUS_INO_BASE). */
+static void
+refresh_status(struct mfs *m)
 {
-	struct mfs *m = arg;
-	struct store *s = NULL;
-	char err[512];
-	if (store_open(m->cfg->cache_dir, &s, err, sizeof(err)) < 0)
-		log_error("%s", err);
-	for (;;) {
-		struct buf b;
-		buf_init(&b, 1 << 20);
-		build_status(m, s, &b);
-		bool changed = false;
-		pthread_mutex_lock(&m->status_mu);
-		if (b.data != NULL &&
-		    (m->status_len != b.len || memcmp(m->status_text, b.data, b.len) != 0)) {
-			free(m->status_text);
-			m->status_text = b.data;
-			m->status_len = b.len;
-			b.data = NULL;
-			changed = true;
-		}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	pthread_mutex_lock(&m->status_mu);
+	if (m->status_text != NULL && now_ms - m->status_built_ms < 200) {
 		pthread_mutex_unlock(&m->status_mu);
-		buf_free(&b);
-		if (changed && m->se != NULL)
-			fuse_lowlevel_notify_inval_inode(m->se, STORE_INO_STATUS, 0, 0);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_mutex_lock(&m->stop_mu);
-		if (!m->stop)
-			pthread_cond_timedwait(&m->stop_cond, &m->stop_mu, &ts);
-		bool stop = m->stop;
-		pthread_mutex_unlock(&m->stop_mu);
-		if (stop)
-			break;
+		return;
 	}
-	store_close(&s);
-	return NULL;
+	m->status_built_ms = now_ms;
+	pthread_mutex_unlock(&m->status_mu);
+
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	build_status(m, thread_store(m), &b);
+	pthread_mutex_lock(&m->status_mu);
+	if (b.data != NULL &&
+	    (m->status_text == NULL || m->status_len != b.len ||
+	     memcmp(m->status_text, b.data, b.len) != 0)) {
+		free(m->status_text);
+		m->status_text = b.data;
+		m->status_len = b.len;
+		m->status_gen++;
+		b.data = NULL;
+	}
+	pthread_mutex_unlock(&m->status_mu);
+	buf_free(&b);
 }
 
 /* ---- running ------------------------------------------------------------------------- */
@@ -900,11 +902,9 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	m.gid = getgid();
 	m.started = time(NULL);
 	pthread_mutex_init(&m.status_mu, NULL);
-	pthread_mutex_init(&m.stop_mu, NULL);
-	pthread_cond_init(&m.stop_cond, NULL);
 	pthread_key_create(&m.store_key, store_key_free);
 	int ret = 1;
-	bool mounted = false, status_started = false;
+	bool mounted = false;
 	struct fuse_cmdline_opts fo;
 	memset(&fo, 0, sizeof(fo));
 
@@ -916,7 +916,6 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	}
 	if (prepare_accounts(&m) < 0)
 		goto out;
-	m.status_text = strdup("");
 	m.se = fuse_session_new(args, &mfs_ops, sizeof(mfs_ops), &m);
 	if (m.se == NULL)
 		goto out;
@@ -939,8 +938,6 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 		if (m.acc[i].sync == NULL)
 			log_error("%s", err);
 	}
-	if (pthread_create(&m.status_thread, NULL, status_main, &m) == 0)
-		status_started = true;
 	int r;
 	if (fo.singlethread) {
 		r = fuse_session_loop(m.se);
@@ -949,18 +946,13 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 		fuse_loop_cfg_set_clone_fd(lc, fo.clone_fd);
 		unsigned max = fo.max_threads;
 		fuse_loop_cfg_set_max_threads(lc, max == 0 || max > 1000 ? 16 : max);
-		fuse_loop_cfg_set_idle_threads(lc, fo.max_idle_threads ? fo.max_idle_threads : 4);
+		unsigned idle = fo.max_idle_threads; /* UINT_MAX when not given */
+		fuse_loop_cfg_set_idle_threads(lc, idle == 0 || idle > 1000 ? 4 : idle);
 		r = fuse_session_loop_mt(m.se, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
 	ret = r == 0 ? 0 : 1;
 out:
-	pthread_mutex_lock(&m.stop_mu);
-	m.stop = true;
-	pthread_cond_broadcast(&m.stop_cond);
-	pthread_mutex_unlock(&m.stop_mu);
-	if (status_started)
-		pthread_join(m.status_thread, NULL);
 	for (size_t i = 0; i < m.nacc; i++)
 		sync_stop(&m.acc[i].sync);
 	if (m.se != NULL) {

@@ -49,13 +49,16 @@ dova() { $DOVEADM "$@"; }
 
 word=zqxj$$${RANDOM}planted
 # Plant a word in three messages of three folders (one with a non-ASCII name).
-plant() { # folder, subject
+plant() { # folder, subject [word in the body]
 	printf 'From: Planter <planter@example.test>\nTo: alice@example.test\nSubject: %s\nMessage-ID: <%s@e2e.test>\nDate: Tue, 03 Nov 2026 10:00:00 +0000\n\nThe word %s is here.\n' \
-		"$2" "$2" "$word" | dova save -u alice -m "$1"
+		"$2" "$2" "${3:-$word}" | dova save -u alice -m "$1"
 }
 plant INBOX "planted-inbox-$word"
 plant Archive/2024 "planted-archive-$word"
 plant 日本語 "planted-japanese-$word"
+dova mailbox create -u alice Renewed 2>/dev/null || true
+plant Renewed "renewed-old-1-$$" renewal
+plant Renewed "renewed-old-2-$$" renewal
 seen_before=$(dova search -u alice mailbox '*' SEEN | wc -l)
 
 cat >"$work/config" <<EOF
@@ -231,6 +234,23 @@ dova expunge -u alice mailbox "With Space" uid "$gone_uid"
 if wait_for 40 sh -c "[ ! -e '$gone' ]"; then ok "message expunged by another client disappeared"
 else bad "expunged message still listed: $gone"; fi
 
+# --- UIDVALIDITY change: the folder is read again, no stale or duplicate file ---------------
+old_v=$(alice_imap status Renewed | awk '{print $6}')
+dova mailbox delete -u alice Renewed
+dova mailbox create -u alice Renewed
+plant Renewed "renewed-new-$$" renewal
+new_v=$(alice_imap status Renewed | awk '{print $6}')
+renewed_ok() {
+	local l
+	l=$(ls "$mnt/alice/Renewed")
+	[ "$(wc -l <<<"$l")" = 1 ] && grep -q "renewed-new-" <<<"$l" && ! grep -q "renewed-old-" <<<"$l"
+}
+if [ "$old_v" != "$new_v" ] && wait_for 40 renewed_ok; then
+	ok "UIDVALIDITY $old_v -> $new_v: the folder was read again: $(ls "$mnt/alice/Renewed")"
+else
+	bad "after the UIDVALIDITY change ($old_v -> $new_v) Renewed holds: $(ls "$mnt/alice/Renewed" | xargs)"
+fi
+
 # --- restart with the servers stopped: the warm cache serves -------------------------------
 cached=$(find "$mnt/alice/Archive/2024" -type f -name '*.eml' -print -quit)
 cp "$cached" "$work/cached.copy"
@@ -253,6 +273,16 @@ if start_mount; then
 	else bad "offline: uncached read: status $rc, $err"; fi
 	grep -A2 '^\[account alice\]' "$mnt/.status" | grep -q 'state *= offline' && ok ".status says offline" ||
 		bad ".status: $(head -3 "$mnt/.status")"
+	# The servers come back: the mount reconnects by itself and catches up.
+	MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null
+	plant INBOX "back-online-$$" renewal
+	if wait_for 90 sh -c "ls '$mnt/alice/INBOX' | grep -q 'back-online-'" &&
+		grep -A2 '^\[account alice\]' "$mnt/.status" | grep -q 'state *= online'; then
+		ok "servers back: reconnected, new mail appeared"
+	else
+		bad "servers back: no reconnect: $(head -4 "$mnt/.status" | xargs); log: $(tail -5 "$work/daemon.log")"
+		if [ -n "${MAILFS_E2E_DEBUG:-}" ]; then gdb -p "$daemon" -batch -ex 'thread apply all bt 15' 2>&1 | grep '^#' | grep -v 'libc_read\|clone3\|start_thread' >"$MAILFS_E2E_DEBUG"; ss -tnp >>"$MAILFS_E2E_DEBUG"; { grep fuse /proc/mounts; ps aux | grep '[m]ailfs -f'; echo "daemon=$daemon"; stat "$mnt/.status"; cat "$mnt/.status"; ls -la "$mnt/alice/INBOX" | tail -3; } >>"$MAILFS_E2E_DEBUG" 2>&1; fi
+	fi
 else
 	bad "mount with the servers down failed: $(tail -3 "$work/daemon.log")"
 fi
