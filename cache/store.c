@@ -178,6 +178,8 @@ static const char *const migrations[] = {
 		       " WHERE id = ?1) ORDER BY uid LIMIT ?3")                                    \
 	X(MSG_FLAGS, "UPDATE messages SET flags = ?2, modseq = ?3 WHERE id = ?1")                  \
 	X(MSG_DELETE, "DELETE FROM messages WHERE id = ?1")                                        \
+	X(MSG_FINISH, "UPDATE messages SET name = ?2, flags = ?3, modseq = ?4, message_id = ?5, "  \
+		      "internaldate = ?6 WHERE id = ?1")                                           \
 	X(BODY_MSG, "SELECT size, has_body FROM messages WHERE id = ?1")                           \
 	X(BODY_MARK, "UPDATE messages SET size = ?2, has_body = 0 WHERE id = ?1")                  \
 	X(BODY_PUT, "INSERT OR REPLACE INTO bodies(msg_id, data) VALUES (?1, ?2)")                 \
@@ -1055,6 +1057,38 @@ store_msg_set_flags(struct store *s, int64_t id, const char *flags, uint64_t mod
 	bind_text(st, 2, flags ? flags : "");
 	sqlite3_bind_int64(st, 3, (int64_t)modseq);
 	if (exec_stmt(s, st, "message flags") != 0)
+		return -1;
+	if (sqlite3_changes(s->db) == 0) {
+		set_err(s, "message %" PRId64 " not found", id);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_msg_finish(struct store *s, int64_t id, const char *name, int64_t internaldate,
+		 const char *flags, uint64_t modseq, const char *message_id)
+{
+	if (check_flags(s, flags) != 0)
+		return -1;
+	size_t nl = strlen(name);
+	if (nl == 0 || nl > STORE_NAME_MAX || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0) {
+		set_err(s, "invalid message name");
+		return -1;
+	}
+	char mid[sizeof(((struct store_msg *)0)->message_id)];
+	snprintf(mid, sizeof(mid), "%s", message_id ? message_id : "");
+	sqlite3_stmt *st = stmt(s, ST_MSG_FINISH);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, name);
+	bind_text(st, 3, flags ? flags : "");
+	sqlite3_bind_int64(st, 4, (int64_t)modseq);
+	bind_text(st, 5, mid);
+	sqlite3_bind_int64(st, 6, internaldate);
+	if (exec_stmt(s, st, "message finish") != 0)
 		return -1;
 	if (sqlite3_changes(s->db) == 0) {
 		set_err(s, "message %" PRId64 " not found", id);

@@ -161,6 +161,13 @@ int store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_
 			     uint32_t *uids, size_t max, size_t *n_r);
 /* 0, or -1 (also when the message does not exist: "message N not found"). */
 int store_msg_set_flags(struct store *s, int64_t id, const char *flags, uint64_t modseq);
+/* Give a row inserted under a provisional name its real name, INTERNALDATE, flags, modseq
+ * and Message-ID
+ * (the sync engine inserts a row when a body starts to stream, before the Subject inside the
+ * body is known, in the same transaction). -1 if the name is taken or invalid, or the row
+ * does not exist. */
+int store_msg_finish(struct store *s, int64_t id, const char *name, int64_t internaldate,
+		     const char *flags, uint64_t modseq, const char *message_id);
 /* Delete message rows (and bodies) by id. Deleting a row that does not exist is not an
  * error (0). */
 int store_msg_delete(struct store *s, int64_t id);

@@ -30,7 +30,9 @@
 #define READERS 2
 #define BACKOFF_MAX 300
 
-enum fetch_mode { MODE_NONE, MODE_HEADERS, MODE_FLAGS, MODE_BODIES, MODE_READ };
+/* MODE_FULL: metadata and body of new messages in one FETCH (prefetch = all); the row is
+ * inserted when its body starts to stream and named when the response ends. */
+enum fetch_mode { MODE_NONE, MODE_HEADERS, MODE_FLAGS, MODE_BODIES, MODE_FULL };
 
 struct reader {
 	pthread_mutex_t mu;
@@ -78,6 +80,8 @@ struct pass {
 	uint32_t w_uid;
 	int64_t w_msg;
 	bool w_size_changed;
+	bool w_new;   /* MODE_FULL: the row was inserted for this body */
+	bool cap_hdr; /* MODE_FULL: copying the body's header block into hdr */
 	unsigned bodies_in_txn;
 	uint64_t bytes_in_txn;
 	int64_t changed_msgs[TXN_BODIES * 2];
@@ -303,6 +307,39 @@ modseq_of(const struct imap_arg *attrs, size_t n)
 }
 
 static int
+full_begin(struct pass *p, uint32_t uid, uint64_t size)
+{
+	struct store_msg m;
+	int r = store_msg_by_uid(p->store, p->f->id, uid, &m);
+	if (r < 0 || txn_begin(p) < 0)
+		goto fail;
+	p->w_new = r == 1;
+	if (p->w_new) {
+		memset(&m, 0, sizeof(m));
+		m.folder_id = p->f->id;
+		m.uid = uid;
+		m.size = size;
+		const char *d = imap_fetch_attr_now(p->c, "INTERNALDATE");
+		if (d == NULL || imap_date_parse(d, &m.internaldate) < 0)
+			m.internaldate = 0;
+		/* Provisional: named when the response ends, before the transaction commits. */
+		snprintf(m.name, sizeof(m.name), "%%pending-%u", uid);
+		if (store_msg_upsert(p->store, &m) < 0)
+			goto fail;
+	}
+	if (store_body_begin(p->store, m.id, size, &p->w, &p->w_size_changed) < 0)
+		goto fail;
+	p->w_uid = uid;
+	p->w_msg = m.id;
+	buf_reset(&p->hdr);
+	p->cap_hdr = true;
+	return 0;
+fail:
+	p->failed = true;
+	return -1;
+}
+
+static int
 on_body_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64_t size)
 {
 	struct pass *p = ctx;
@@ -315,6 +352,8 @@ on_body_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64
 	p->in_hdr = false;
 	if (p->w != NULL) /* the last body never got its FETCH end: drop it */
 		store_body_end(&p->w, false);
+	if (p->mode == MODE_FULL && uid != 0 && strcasecmp(section, "BODY[]") == 0)
+		return full_begin(p, uid, size);
 	if (p->mode != MODE_BODIES || uid == 0)
 		return 0; /* a body nobody asked for, or of unknown message: discarded */
 	struct store_msg m;
@@ -345,6 +384,16 @@ on_body_data(void *ctx, const unsigned char *data, size_t len)
 			return -1;
 		}
 		p->bytes_in_txn += len;
+	}
+	if (p->cap_hdr) {
+		/* Keep the header block (up to the empty line, at most the buffer's cap). */
+		size_t old = p->hdr.len, room = p->hdr.cap - p->hdr.len;
+		(void)buf_append(&p->hdr, data, len < room ? len : room);
+		size_t from = old > 3 ? old - 3 : 0;
+		if (p->hdr.len == p->hdr.cap ||
+		    memmem(p->hdr.data + from, p->hdr.len - from, "\r\n\r\n", 4) != NULL ||
+		    memmem(p->hdr.data + from, p->hdr.len - from, "\n\n", 2) != NULL)
+			p->cap_hdr = false;
 	}
 	return 0;
 }
@@ -459,6 +508,50 @@ handle_body(struct pass *p, uint32_t uid)
 }
 
 static int
+handle_full(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
+{
+	p->cap_hdr = false;
+	if (p->w == NULL || p->w_uid != uid) {
+		if (p->w != NULL && store_body_end(&p->w, false) < 0)
+			goto fail;
+		return 0;
+	}
+	char flags[sizeof(((struct store_msg *)0)->flags)];
+	flags_to_string(imap_fetch_find(attrs, n, "FLAGS"), flags, sizeof(flags));
+	uint64_t modseq = modseq_of(attrs, n);
+	if (p->w_new) {
+		int64_t idate = 0;
+		const struct imap_arg *d = imap_fetch_find(attrs, n, "INTERNALDATE");
+		if (d == NULL || imap_arg_str(d) == NULL || imap_date_parse(imap_arg_str(d), &idate) < 0)
+			idate = 0;
+		struct buf v;
+		buf_init(&v, 8192);
+		const char *hdr = p->hdr.data ? p->hdr.data : "";
+		char name[NAMES_MAX + 1], mid[512] = "";
+		if (mail_header_get(hdr, p->hdr.len, "Subject", &v) < 0)
+			buf_reset(&v);
+		names_message(uid, idate, v.data, v.len, name);
+		buf_reset(&v);
+		if (mail_header_get(hdr, p->hdr.len, "Message-ID", &v) > 0)
+			snprintf(mid, sizeof(mid), "%s", v.data);
+		buf_free(&v);
+		if (store_msg_finish(p->store, p->w_msg, name, idate, flags, modseq, mid) < 0)
+			goto fail;
+		p->folder_grew = true;
+		count(p->s, &p->s->st.headers_done, 1);
+	} else if (store_msg_set_flags(p->store, p->w_msg, flags, modseq) < 0) {
+		goto fail;
+	}
+	buf_reset(&p->hdr);
+	return handle_body(p, uid);
+fail:
+	log_warn("account %s: cannot store UID %u of %s: %s", p->s->acct->name, uid,
+		 p->f->server_name, store_errmsg(p->store));
+	p->failed = true;
+	return -1;
+}
+
+static int
 on_fetch(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t n)
 {
 	struct pass *p = ctx;
@@ -479,6 +572,10 @@ on_fetch(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t n)
 	case MODE_BODIES:
 		if (has_section)
 			return handle_body(p, uid);
+		return handle_flags(p, uid, attrs, n);
+	case MODE_FULL:
+		if (has_section)
+			return handle_full(p, uid, attrs, n);
 		return handle_flags(p, uid, attrs, n);
 	case MODE_FLAGS:
 		return handle_flags(p, uid, attrs, n);
@@ -822,8 +919,15 @@ sync_folder(struct pass *p, struct store_folder *f)
 		for (size_t i = 0; i < n; i++)
 			if (f->uidnext == 0 || uids[i] >= f->uidnext)
 				uids[k++] = uids[i];
-		p->mode = MODE_HEADERS;
-		int r = fetch_uids(p, uids, k, items);
+		/* With everything prefetched, metadata and body come in one FETCH. */
+		bool full = p->s->acct->prefetch == CFG_PREFETCH_ALL;
+		p->mode = full ? MODE_FULL : MODE_HEADERS;
+		if (full)
+			set_phase(p->s, "messages");
+		int r = fetch_uids(p, uids, k,
+				   !full ? items
+				   : p->condstore ? "(UID FLAGS INTERNALDATE MODSEQ BODY.PEEK[])"
+						  : "(UID FLAGS INTERNALDATE BODY.PEEK[])");
 		free(uids);
 		if (r < 0 || txn_commit(p) < 0)
 			return -1;

@@ -319,7 +319,8 @@ imap_parser_fetch_attr(const struct imap_parser *p, const char *name)
 	 * last. Items still hold their string offsets in size. */
 	for (size_t i = 1; i + 1 < p->top; i += 2) {
 		const struct imap_arg *k = &p->args[i], *v = &p->args[i + 1];
-		if (k->type == IMAP_ARG_ATOM && v->type == IMAP_ARG_ATOM &&
+		if (k->type == IMAP_ARG_ATOM &&
+		    (v->type == IMAP_ARG_ATOM || v->type == IMAP_ARG_STRING) &&
 		    strcasecmp(p->str.data + k->size, name) == 0)
 			return p->str.data + v->size;
 	}

@@ -150,7 +150,7 @@ const char *imap_parser_error(const struct imap_parser *p);
 
 /* Only during a literal_begin callback: the value of the attribute `name` (an atom such as
  * "UID", compared case-insensitively) that came before the literal in the same FETCH list,
- * if that value is an atom; else NULL. Servers send "UID n" before the body sections
+ * if that value is an atom or a quoted string (INTERNALDATE); else NULL. Servers send "UID n" before the body sections
  * asked for, so the caller learns which message a streamed body belongs to before its data
  * arrives. The string is valid until the callback returns. */
 const char *imap_parser_fetch_attr(const struct imap_parser *p, const char *name);

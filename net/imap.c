@@ -1199,6 +1199,12 @@ imap_set_fetch_handler(struct imap *c, const struct imap_fetch_handler *h, void 
 	c->fctx = ctx;
 }
 
+const char *
+imap_fetch_attr_now(const struct imap *c, const char *name)
+{
+	return imap_parser_fetch_attr(c->parser, name);
+}
+
 const struct imap_arg *
 imap_fetch_find(const struct imap_arg *attrs, size_t nattrs, const char *name)
 {

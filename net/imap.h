@@ -149,6 +149,9 @@ struct imap_fetch_handler {
 	int (*fetch)(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t nattrs);
 };
 void imap_set_fetch_handler(struct imap *c, const struct imap_fetch_handler *h, void *ctx);
+/* Only inside body_begin: an attribute (atom or quoted string, e.g. "INTERNALDATE") that the
+ * server sent before the body in the same FETCH response, or NULL. */
+const char *imap_fetch_attr_now(const struct imap *c, const char *name);
 /* The value following attribute `name` (case-insensitive) in a FETCH list, or NULL. */
 const struct imap_arg *imap_fetch_find(const struct imap_arg *attrs, size_t nattrs,
 				       const char *name);

@@ -197,27 +197,27 @@ else
 	bad "user.mail.flags '$have', server '$want'"
 fi
 if [ "$(getfattr --only-values -n user.mail.uid "$f")" = "$uid" ]; then ok "user.mail.uid"; else bad "user.mail.uid"; fi
-dova flags add -u alice '\Flagged $Label1' mailbox INBOX uid "$uid"
-if wait_for 30 sh -c "getfattr --only-values -n user.mail.flags '$f' | grep -q 'Label1'"; then
+dova flags add -u alice "\\Flagged \$Mfs$$" mailbox INBOX uid "$uid"
+if wait_for 30 sh -c "getfattr --only-values -n user.mail.flags '$f' | grep -q 'Mfs$$'"; then
 	ok "a flag set by another client shows in user.mail.flags: $(getfattr --only-values -n user.mail.flags "$f")"
 else
 	bad "flag change not seen: $(getfattr --only-values -n user.mail.flags "$f")"
 fi
 
 # --- mail delivered by Postfix, appended and expunged by other clients ---------------------
-python3 - "$HOST" "$SUBMISSION" "$CA" "$BOB_PASS" <<'EOF'
+python3 - "$HOST" "$SUBMISSION" "$CA" "$BOB_PASS" "$$" <<'EOF'
 import smtplib, ssl, sys
-host, port, ca, pw = sys.argv[1:5]
+host, port, ca, pw, tag = sys.argv[1:6]
 ctx = ssl.create_default_context(cafile=ca)
 with smtplib.SMTP(host, int(port), timeout=30) as s:
     s.starttls(context=ctx)
     s.login("bob", pw)
     s.sendmail("bob@example.test", ["alice@example.test"],
-               b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: e2e delivered by postfix\r\n\r\nhello\r\n")
+               b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: e2e delivered by postfix " + tag.encode() + b"\r\n\r\nhello\r\n")
 EOF
-if wait_for 40 sh -c "ls '$mnt/alice/INBOX' | grep -q 'e2e-delivered-by-postfix'"; then ok "mail delivered through Postfix appeared"
+if wait_for 40 sh -c "ls '$mnt/alice/INBOX' | grep -q 'e2e-delivered-by-postfix-$$'"; then ok "mail delivered through Postfix appeared"
 else bad "delivered mail did not appear in alice/INBOX"; fi
-printf 'From: other@example.test\r\nSubject: e2e appended by another client\r\n\r\nappended\r\n' >"$work/app.eml"
+printf 'From: other@example.test\r\nSubject: e2e appended by another client %s\r\n\r\nappended\r\n' "$$" >"$work/app.eml"
 python3 - "$HOST" "$IMAPS" "$CA" "$ALICE_PASS" "$work/app.eml" <<'EOF'
 import imaplib, ssl, sys
 host, port, ca, pw, path = sys.argv[1:6]
@@ -226,7 +226,7 @@ m.login("alice", pw)
 m.append("Archive/2025", None, None, open(path, "rb").read())
 m.logout()
 EOF
-if wait_for 40 sh -c "ls '$mnt/alice/Archive/2025' | grep -q 'e2e-appended-by-another-client'"; then ok "message appended by another client appeared"
+if wait_for 40 sh -c "ls '$mnt/alice/Archive/2025' | grep -q 'e2e-appended-by-another-client-$$'"; then ok "message appended by another client appeared"
 else bad "appended message did not appear"; fi
 gone=$(find "$mnt/alice/With Space" -type f -name '*.eml' -print -quit)
 gone_uid=$(basename "$gone" | cut -d_ -f3)
@@ -276,7 +276,7 @@ if start_mount; then
 	# The servers come back: the mount reconnects by itself and catches up.
 	MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null
 	plant INBOX "back-online-$$" renewal
-	if wait_for 90 sh -c "ls '$mnt/alice/INBOX' | grep -q 'back-online-'" &&
+	if wait_for 90 sh -c "ls '$mnt/alice/INBOX' | grep -q 'back-online-$$'" &&
 		grep -A2 '^\[account alice\]' "$mnt/.status" | grep -q 'state *= online'; then
 		ok "servers back: reconnected, new mail appeared"
 	else
