@@ -794,6 +794,34 @@ test_msg_upsert(void **state)
 	assert_int_equal(strlen(r.message_id), sizeof(r.message_id) - 1);
 }
 
+/* A row inserted under a provisional name gets its real name and metadata; the provisional
+ * name is gone, a taken or invalid name is refused. */
+static void
+test_msg_finish(void **state)
+{
+	struct fx *fx = *state;
+	struct store_msg m = { .folder_id = fx->inbox, .uid = 42, .size = 10 };
+	snprintf(m.name, sizeof(m.name), "%%pending-42");
+	OK(store_msg_upsert(fx->s, &m));
+	struct store_msg other = { .folder_id = fx->inbox, .uid = 43, .size = 5 };
+	snprintf(other.name, sizeof(other.name), "taken.eml");
+	OK(store_msg_upsert(fx->s, &other));
+
+	assert_int_equal(store_msg_finish(fx->s, m.id, "taken.eml", 7, "", 0, ""), -1);
+	assert_int_equal(store_msg_finish(fx->s, m.id, "a/b", 7, "", 0, ""), -1);
+	assert_int_equal(store_msg_finish(fx->s, 999999, "x.eml", 7, "", 0, ""), -1);
+	OK(store_msg_finish(fx->s, m.id, "2026-01-01_0000_42_hi.eml", 1767225600, "\\Seen", 9,
+			    "<id@x>"));
+	struct store_msg r;
+	assert_int_equal(store_msg_lookup(fx->s, fx->inbox, "%pending-42", &r), 1);
+	assert_int_equal(store_msg_lookup(fx->s, fx->inbox, "2026-01-01_0000_42_hi.eml", &r), 0);
+	assert_int_equal(r.id, m.id);
+	assert_int_equal(r.internaldate, 1767225600);
+	assert_string_equal(r.flags, "\\Seen");
+	assert_int_equal(r.modseq, 9);
+	assert_string_equal(r.message_id, "<id@x>");
+}
+
 static void
 test_msg_lookups(void **state)
 {
@@ -1584,6 +1612,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_folder_each, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_folder_delete_cascade, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msg_upsert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_msg_finish, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msg_lookups, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msg_list, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msg_uids_missing, setup, teardown),

@@ -1095,10 +1095,61 @@ test_garbage(void **state)
 	}
 }
 
+/* During literal_begin, the attributes already sent in the FETCH list are available. */
+struct attr_seen {
+	struct imap_parser *p;
+	char uid[32], idate[64], flags[8];
+	int calls;
+};
+
+static int
+attr_begin(void *ctx, uint32_t seq, const char *section, uint64_t size)
+{
+	struct attr_seen *a = ctx;
+	const char *u = imap_parser_fetch_attr(a->p, "uid");
+	const char *d = imap_parser_fetch_attr(a->p, "INTERNALDATE");
+	const char *f = imap_parser_fetch_attr(a->p, "FLAGS"); /* a list: not returned */
+	snprintf(a->uid, sizeof(a->uid), "%s", u ? u : "(null)");
+	snprintf(a->idate, sizeof(a->idate), "%s", d ? d : "(null)");
+	snprintf(a->flags, sizeof(a->flags), "%s", f ? f : "(null)");
+	a->calls++;
+	return 0;
+}
+
+static void
+test_fetch_attr(void **state)
+{
+	(void)state;
+	static const char in[] = "* 3 FETCH (UID 7 FLAGS (\\Seen) INTERNALDATE "
+				 "\"17-Jul-1996 02:44:25 -0700\" BODY[] {3}\r\nabc)\r\n";
+	for (int bytewise = 0; bytewise < 2; bytewise++) {
+		struct attr_seen a = { 0 };
+		struct imap_parser_callbacks cb = { .literal_begin = attr_begin };
+		a.p = imap_parser_new(NULL, &cb, &a);
+		assert_non_null(a.p);
+		assert_null(imap_parser_fetch_attr(a.p, "UID")); /* outside a callback */
+		size_t len = sizeof(in) - 1, off = 0;
+		enum imap_parse_result r = IMAP_PARSE_NEED_MORE;
+		const struct imap_response *resp = NULL;
+		while (off < len && r == IMAP_PARSE_NEED_MORE) {
+			size_t n = bytewise ? 1 : len - off, used = 0;
+			r = imap_parser_feed(a.p, (const unsigned char *)in + off, n, &used, &resp);
+			off += used;
+		}
+		assert_int_equal(r, IMAP_PARSE_OK);
+		assert_int_equal(a.calls, 1);
+		assert_string_equal(a.uid, "7");
+		assert_string_equal(a.idate, "17-Jul-1996 02:44:25 -0700");
+		assert_string_equal(a.flags, "(null)");
+		imap_parser_free(&a.p);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_fetch_attr),
 	    cmocka_unit_test(test_samples),       cmocka_unit_test(test_samples_concatenated),
 	    cmocka_unit_test(test_fetch_fields),  cmocka_unit_test(test_status_fields),
 	    cmocka_unit_test(test_arg_helpers),   cmocka_unit_test(test_consumed),
