@@ -584,7 +584,7 @@ local_fail(struct smtp *s, struct smtp_send_result *res, enum smtp_err e, const 
 	va_end(ap);
 	fail(s, e, "%s", msg);
 	memset(&res->reply, 0, sizeof(res->reply));
-	snprintf(res->reply.text, sizeof(res->reply.text), "%s", s->errmsg);
+	snprintf(res->reply.text, sizeof(res->reply.text), "%s", msg);
 	res->status = e;
 	return e;
 }
