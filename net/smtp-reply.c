@@ -117,7 +117,8 @@ process_line(struct smtp_reply_parser *p, const char *line, size_t len)
 	else
 		return fail(p, "malformed reply line: no space or '-' after the code %.3s", line);
 	if (p->cur.nlines > 0 && p->cur.code != code)
-		return fail(p, "code changed in a multi-line reply (%d then %d)", p->cur.code, code);
+		return fail(p, "code changed in a multi-line reply (%d then %d)", p->cur.code,
+			    code);
 	if (p->cur.nlines >= SMTP_REPLY_LINES_MAX)
 		return fail(p, "more than %d lines in one reply", SMTP_REPLY_LINES_MAX);
 	p->cur.code = code;

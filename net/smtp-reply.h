@@ -34,7 +34,7 @@ struct smtp_reply {
 					 * (when the first line had one) the enhanced code,
 					 * joined with "\n"; NUL-terminated; when truncated,
 					 * cut at a UTF-8 character boundary */
-	unsigned nlines;   /* lines in the reply, 1..SMTP_REPLY_LINES_MAX */
+	unsigned nlines;                /* lines in the reply, 1..SMTP_REPLY_LINES_MAX */
 };
 
 enum smtp_parse { SMTP_PARSE_MORE, SMTP_PARSE_DONE, SMTP_PARSE_ERROR };

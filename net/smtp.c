@@ -33,9 +33,8 @@ enum smtp_state {
 	ST_QUIT,
 	ST_DEAD,
 };
-static const char *const state_names[] = { "greeting", "ehlo",  "starttls", "auth",
-					   "ready",    "envelope", "body", "rset",
-					   "quit",     "dead" };
+static const char *const state_names[] = {"greeting", "ehlo", "starttls", "auth", "ready",
+					  "envelope", "body", "rset",     "quit", "dead"};
 
 struct smtp {
 	struct conn *conn;
@@ -114,10 +113,14 @@ static enum smtp_err
 reply_class(const struct smtp_reply *r)
 {
 	switch (r->code / 100) {
-	case 2: return SMTP_OK;
-	case 4: return SMTP_ERR_TEMP;
-	case 5: return SMTP_ERR_PERM;
-	default: return SMTP_ERR_PROTOCOL;
+	case 2:
+		return SMTP_OK;
+	case 4:
+		return SMTP_ERR_TEMP;
+	case 5:
+		return SMTP_ERR_PERM;
+	default:
+		return SMTP_ERR_PROTOCOL;
 	}
 }
 
@@ -137,8 +140,9 @@ trace_reply(struct smtp *s, const struct smtp_reply *r)
 				 i + 1 < r->nlines ? '-' : ' ', r->enhanced,
 				 r->enhanced[0] && len > 0 ? " " : "", (int)len, p);
 		log_trace(s->trace, '<', line,
-			  (unsigned long)(n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n
-									   : sizeof(line) - 1));
+			  (unsigned long)(n < 0                      ? 0
+					  : (size_t)n < sizeof(line) ? (size_t)n
+								     : sizeof(line) - 1));
 		if (nl == NULL)
 			break;
 		p = nl + 1;
@@ -157,7 +161,7 @@ read_reply(struct smtp *s, struct smtp_reply *r)
 		if (conn_peek(s->conn, &d, &n) != CONN_OK)
 			return conn_failed(s);
 		enum smtp_parse pr =
-			smtp_reply_parse(&s->parser, (const char *)d, n, &used, r, perr, sizeof(perr));
+		    smtp_reply_parse(&s->parser, (const char *)d, n, &used, r, perr, sizeof(perr));
 		conn_consume(s->conn, used);
 		if (pr == SMTP_PARSE_ERROR)
 			return fail(s, SMTP_ERR_PROTOCOL, "malformed reply: %s", perr);
@@ -249,12 +253,12 @@ start_session(struct smtp *s, const struct smtp_opts *o)
 {
 	char rs[600];
 	struct conn_opts co = {
-		.host = o->host,
-		.port = o->port,
-		.implicit_tls = o->implicit_tls,
-		.tls = o->tls,
-		.timeout_ms = s->timeout_ms,
-		.trace = s->trace,
+	    .host = o->host,
+	    .port = o->port,
+	    .implicit_tls = o->implicit_tls,
+	    .tls = o->tls,
+	    .timeout_ms = s->timeout_ms,
+	    .trace = s->trace,
 	};
 	if (conn_open(&co, &s->conn, s->errmsg, sizeof(s->errmsg)) != CONN_OK)
 		return SMTP_ERR_CONN;
@@ -380,8 +384,8 @@ auth_final(struct smtp *s, const char *mech, const char *user, const char *extra
 		return fail(s, SMTP_ERR_TEMP, "login as %s: temporary failure: %s%s", user, rs,
 			    extra);
 	case SMTP_ERR_PERM:
-		return fail(s, SMTP_ERR_AUTH, "login as %s refused (AUTH %s): %s%s", user, mech,
-			    rs, extra);
+		return fail(s, SMTP_ERR_AUTH, "login as %s refused (AUTH %s): %s%s", user, mech, rs,
+			    extra);
 	default:
 		return fail(s, SMTP_ERR_PROTOCOL, "unexpected reply to AUTH %s: %s", mech, rs);
 	}
@@ -442,7 +446,7 @@ static enum smtp_err
 auth_login(struct smtp *s, const char *user, const char *secret)
 {
 	enum smtp_err e = command(s, "AUTH LOGIN");
-	const char *parts[2] = { user, secret };
+	const char *parts[2] = {user, secret};
 	for (int i = 0; i < 2 && e == SMTP_OK; i++) {
 		if (s->r.code != 334)
 			return auth_final(s, "LOGIN", user, "");
@@ -517,21 +521,25 @@ smtp_login(struct smtp *s, enum smtp_auth_mech mech, const char *user, const cha
 		unsigned bit;
 		const char *name;
 	} mechs[] = {
-		[SMTP_AUTH_PLAIN] = { SMTP_AUTH_BIT_PLAIN, "PLAIN" },
-		[SMTP_AUTH_LOGIN] = { SMTP_AUTH_BIT_LOGIN, "LOGIN" },
-		[SMTP_AUTH_XOAUTH2] = { SMTP_AUTH_BIT_XOAUTH2, "XOAUTH2" },
+	    [SMTP_AUTH_PLAIN] = {SMTP_AUTH_BIT_PLAIN, "PLAIN"},
+	    [SMTP_AUTH_LOGIN] = {SMTP_AUTH_BIT_LOGIN, "LOGIN"},
+	    [SMTP_AUTH_XOAUTH2] = {SMTP_AUTH_BIT_XOAUTH2, "XOAUTH2"},
 	};
 	if ((unsigned)mech >= sizeof(mechs) / sizeof(mechs[0]) || mechs[mech].name == NULL)
 		return fail(s, SMTP_ERR_AUTH, "unknown AUTH mechanism");
 	if (!(m & mechs[mech].bit))
-		return fail(s, SMTP_ERR_AUTH, "login as %s impossible: the server does not offer "
-					      "AUTH %s",
+		return fail(s, SMTP_ERR_AUTH,
+			    "login as %s impossible: the server does not offer "
+			    "AUTH %s",
 			    user, mechs[mech].name);
 	set_state(s, ST_AUTH);
 	switch (mech) {
-	case SMTP_AUTH_PLAIN: return auth_plain(s, user, secret);
-	case SMTP_AUTH_LOGIN: return auth_login(s, user, secret);
-	default: return auth_xoauth2(s, user, secret);
+	case SMTP_AUTH_PLAIN:
+		return auth_plain(s, user, secret);
+	case SMTP_AUTH_LOGIN:
+		return auth_login(s, user, secret);
+	default:
+		return auth_xoauth2(s, user, secret);
 	}
 }
 
@@ -574,8 +582,7 @@ smtp_send_result_free(struct smtp_send_result *res)
 
 /* A failure decided here, without a reply: res->reply.code 0, the text explains. */
 static enum smtp_err __attribute__((format(printf, 4, 5)))
-local_fail(struct smtp *s, struct smtp_send_result *res, enum smtp_err e, const char *fmt,
-	   ...)
+local_fail(struct smtp *s, struct smtp_send_result *res, enum smtp_err e, const char *fmt, ...)
 {
 	char msg[600];
 	va_list ap;
@@ -764,7 +771,8 @@ send_envelope(struct smtp *s, const struct smtp_envelope *env, const char *mail,
 	bool pipe = s->ext.pipelining, stop = false;
 	*data_sent = false;
 	while (got < sent || (sent < total && !stop)) {
-		while (sent < total && !stop && (pipe ? sent - got < PIPELINE_WINDOW : sent == got)) {
+		while (sent < total && !stop &&
+		       (pipe ? sent - got < PIPELINE_WINDOW : sent == got)) {
 			if (sent > 0 && got >= 1 && s->r_mail.code / 100 != 2) {
 				stop = true; /* MAIL refused: no use sending more */
 				break;
@@ -881,9 +889,10 @@ smtp_send(struct smtp *s, const struct smtp_envelope *env, smtp_reader rd, void 
 	enum smtp_err e = send_envelope(s, env, mail, res, &data_sent);
 	char rs[600];
 	if (e == SMTP_ERR_TEMP) /* a 421 */
-		return reply_fail(s, res, data_sent && s->r_data.code ? &s->r_data
-				  : res->stage[0] == 'M'	  ? &s->r_mail
-								  : worst_rcpt(s, env, res),
+		return reply_fail(s, res,
+				  data_sent && s->r_data.code ? &s->r_data
+				  : res->stage[0] == 'M'      ? &s->r_mail
+							      : worst_rcpt(s, env, res),
 				  res->stage);
 	if (e != SMTP_OK)
 		return session_fail(s, res, e);

@@ -52,10 +52,10 @@ struct smtp_opts {
 	bool implicit_tls; /* smtps:// (RFC 8314 port 465) */
 	bool plaintext;    /* tls = off: no STARTTLS, warned about */
 	struct tls_opts tls;
-	int timeout_ms;       /* each wait; default 30000 (RFC 5321 §4.5.3.2 allows minutes) */
-	int final_timeout_ms; /* wait for the reply to the end of data; default 600000 as in
-			       * RFC 5321 §4.5.3.2.6, and never less than timeout_ms */
-	const char *trace;    /* name in traces ("smtp alice"); borrowed */
+	int timeout_ms;        /* each wait; default 30000 (RFC 5321 §4.5.3.2 allows minutes) */
+	int final_timeout_ms;  /* wait for the reply to the end of data; default 600000 as in
+				* RFC 5321 §4.5.3.2.6, and never less than timeout_ms */
+	const char *trace;     /* name in traces ("smtp alice"); borrowed */
 	const char *helo_name; /* EHLO argument; NULL: "localhost". No spaces or controls. */
 };
 
@@ -66,8 +66,7 @@ struct smtp;
  * implicit TLS or plaintext was asked for: STARTTLS (not offered: SMTP_ERR_NOTLS), the TLS
  * handshake and EHLO again, forgetting what was learned before TLS (RFC 3207 §4.2).
  * Returns SMTP_OK and *s_r, or an error with a one-line message in err (*s_r NULL). */
-enum smtp_err smtp_connect(const struct smtp_opts *o, struct smtp **s_r, char *err,
-			   size_t errlen);
+enum smtp_err smtp_connect(const struct smtp_opts *o, struct smtp **s_r, char *err, size_t errlen);
 
 enum smtp_auth_mech { SMTP_AUTH_AUTO, SMTP_AUTH_PLAIN, SMTP_AUTH_LOGIN, SMTP_AUTH_XOAUTH2 };
 
@@ -89,30 +88,31 @@ uint64_t smtp_size_limit(const struct smtp *s);
 struct smtp_rcpt_result {
 	int code;          /* reply to RCPT TO; 0 if none came (the session broke first) */
 	char enhanced[32]; /* "5.1.1" or "" */
-	char *text;        /* owned by the result; the reply text ("" if none) */
+	char *text;        /* owned by the result; the reply text, NULL if no reply came */
 };
 
 struct smtp_send_result {
-	enum smtp_err status;    /* also the return value of smtp_send */
-	struct smtp_reply reply; /* the reply that decided: the one to the end of data on
-				  * success, else the failing one; code 0 when the failure was
-				  * decided here (size, SMTPUTF8, reader, connection): then
-				  * reply.text holds our explanation */
-	const char *stage;       /* static: "MAIL FROM", "RCPT TO", "DATA", "end of data",
-				  * "SIZE", "SMTPUTF8", "8BITMIME", "body", "session" */
+	enum smtp_err status;          /* also the return value of smtp_send */
+	struct smtp_reply reply;       /* the reply that decided: the one to the end of data on
+					* success, else the failing one; code 0 when the failure was
+					* decided here (size, SMTPUTF8, reader, connection): then
+					* reply.text holds our explanation */
+	const char *stage;             /* static: "MAIL FROM", "RCPT TO", "DATA", "end of data",
+					* "SIZE", "SMTPUTF8", "8BITMIME", "body", "session" */
 	struct smtp_rcpt_result *rcpt; /* owned; one per envelope recipient, same order */
 	size_t nrcpt;
 	size_t naccepted; /* recipients the server accepted (2xx to RCPT TO) */
 };
 
 struct smtp_envelope {
-	const char *from;          /* addr-spec without <>; "" for the null path <> */
-	const char *const *rcpts;  /* addr-specs without <> */
-	size_t nrcpts;             /* at least 1 */
-	uint64_t size;             /* message size, sent as SIZE= when offered; 0 = unknown */
-	bool body_8bit;            /* body has 8-bit bytes: BODY=8BITMIME (RFC 6152) */
-	bool smtputf8;             /* UTF-8 addresses or headers: SMTPUTF8 (RFC 6531); implied
-				    * by an 8-bit byte in any address */
+	const char *from;         /* addr-spec without <>; "" for the null path <> */
+	const char *const *rcpts; /* addr-specs without <> */
+	size_t nrcpts;            /* at least 1 */
+	uint64_t size;            /* message size, sent as SIZE= when offered; 0 = unknown.
+				   * An estimate (RFC 1870 §3): best counted with CRLF ends */
+	bool body_8bit;           /* body has 8-bit bytes: BODY=8BITMIME (RFC 6152) */
+	bool smtputf8;            /* UTF-8 addresses or headers: SMTPUTF8 (RFC 6531); implied
+				   * by an 8-bit byte in any address */
 };
 
 /* Fills buf with up to len message bytes: returns the count (> 0), 0 at the end, -1 on
@@ -143,8 +143,8 @@ typedef ssize_t (*smtp_reader)(void *ctx, char *buf, size_t len);
  * the final "." but before its reply is SMTP_ERR_CONN although the server may have taken
  * the message (RFC 5321 §4.5.4.1 and RFC 1047: the duplicate risk of SMTP).
  * After a failure that leaves the session usable, RSET is sent (RFC 5321 §4.1.1.5). */
-enum smtp_err smtp_send(struct smtp *s, const struct smtp_envelope *env, smtp_reader rd,
-			void *ctx, struct smtp_send_result *res);
+enum smtp_err smtp_send(struct smtp *s, const struct smtp_envelope *env, smtp_reader rd, void *ctx,
+			struct smtp_send_result *res);
 /* Free what a result owns; the struct may be reused. Accepts a zeroed result. */
 void smtp_send_result_free(struct smtp_send_result *res);
 

@@ -25,14 +25,9 @@
 #include "net/smtp.h"
 
 static const char *const status_names[] = {
-	[SMTP_OK] = "OK",
-	[SMTP_ERR_CONN] = "CONN",
-	[SMTP_ERR_PROTOCOL] = "PROTOCOL",
-	[SMTP_ERR_NOTLS] = "NOTLS",
-	[SMTP_ERR_AUTH] = "AUTH",
-	[SMTP_ERR_TEMP] = "TEMP",
-	[SMTP_ERR_PERM] = "PERM",
-	[SMTP_ERR_ABORTED] = "ABORTED",
+    [SMTP_OK] = "OK",           [SMTP_ERR_CONN] = "CONN",       [SMTP_ERR_PROTOCOL] = "PROTOCOL",
+    [SMTP_ERR_NOTLS] = "NOTLS", [SMTP_ERR_AUTH] = "AUTH",       [SMTP_ERR_TEMP] = "TEMP",
+    [SMTP_ERR_PERM] = "PERM",   [SMTP_ERR_ABORTED] = "ABORTED",
 };
 
 struct src {
@@ -87,7 +82,7 @@ split_rcpts(char *list, const char ***rcpts_r, size_t *n_r)
 int
 main(int argc, char **argv)
 {
-	struct smtp_opts o = { .host = "127.0.0.1", .tls = { .verify = true } };
+	struct smtp_opts o = {.host = "127.0.0.1", .tls = {.verify = true}};
 	const char *user = NULL, *secret = getenv("SMTP_PASSWORD");
 	enum smtp_auth_mech mech = SMTP_AUTH_AUTO;
 	bool announce = false, eightbit = false, utf8 = false;
@@ -95,14 +90,30 @@ main(int argc, char **argv)
 	int opt;
 	while ((opt = getopt(argc, argv, "h:p:u:w:c:sPkm:SZ:8UA:T:t")) != -1) {
 		switch (opt) {
-		case 'h': o.host = optarg; break;
-		case 'p': o.port = (uint16_t)atoi(optarg); break;
-		case 'u': user = optarg; break;
-		case 'w': secret = optarg; break;
-		case 'c': o.tls.ca_file = optarg; break;
-		case 's': o.implicit_tls = true; break;
-		case 'P': o.plaintext = true; break;
-		case 'k': o.tls.verify = false; break;
+		case 'h':
+			o.host = optarg;
+			break;
+		case 'p':
+			o.port = (uint16_t)atoi(optarg);
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'w':
+			secret = optarg;
+			break;
+		case 'c':
+			o.tls.ca_file = optarg;
+			break;
+		case 's':
+			o.implicit_tls = true;
+			break;
+		case 'P':
+			o.plaintext = true;
+			break;
+		case 'k':
+			o.tls.verify = false;
+			break;
 		case 'm':
 			if (strcmp(optarg, "plain") == 0)
 				mech = SMTP_AUTH_PLAIN;
@@ -113,17 +124,30 @@ main(int argc, char **argv)
 			else if (strcmp(optarg, "auto") != 0)
 				return 2;
 			break;
-		case 'S': announce = true; break;
-		case 'Z': fixed_size = atoll(optarg); break;
-		case '8': eightbit = true; break;
-		case 'U': utf8 = true; break;
-		case 'A': fail_after = atoll(optarg); break;
-		case 'T': o.timeout_ms = o.final_timeout_ms = atoi(optarg); break;
+		case 'S':
+			announce = true;
+			break;
+		case 'Z':
+			fixed_size = atoll(optarg);
+			break;
+		case '8':
+			eightbit = true;
+			break;
+		case 'U':
+			utf8 = true;
+			break;
+		case 'A':
+			fail_after = atoll(optarg);
+			break;
+		case 'T':
+			o.timeout_ms = o.final_timeout_ms = atoi(optarg);
+			break;
 		case 't':
 			log_set_level(LOG_LEVEL_DEBUG);
 			log_set_trace(true);
 			break;
-		default: return 2;
+		default:
+			return 2;
 		}
 	}
 	if (optind >= argc || o.port == 0) {
@@ -146,8 +170,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(cmd, "login") == 0) {
-		static const char *const kws[] = { "PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8",
-						   "STARTTLS", "AUTH", "ENHANCEDSTATUSCODES" };
+		static const char *const kws[] = {"PIPELINING",         "SIZE",     "8BITMIME",
+						  "SMTPUTF8",           "STARTTLS", "AUTH",
+						  "ENHANCEDSTATUSCODES"};
 		for (size_t i = 0; i < sizeof(kws) / sizeof(kws[0]); i++)
 			if (smtp_has_ext(s, kws[i]))
 				printf("%s ", kws[i]);
@@ -161,8 +186,8 @@ main(int argc, char **argv)
 		split_rcpts(argv[optind + 2], &rcpts, &n);
 		ret = 0;
 		for (int f = optind + 3; f < argc; f++) {
-			struct src src = { .fd = open(argv[f], O_RDONLY | O_CLOEXEC),
-					   .fail_after = fail_after };
+			struct src src = {.fd = open(argv[f], O_RDONLY | O_CLOEXEC),
+					  .fail_after = fail_after};
 			struct stat st;
 			if (src.fd < 0 || fstat(src.fd, &st) < 0) {
 				fprintf(stderr, "smtp-tool: %s: %s\n", argv[f], strerror(errno));
@@ -170,20 +195,21 @@ main(int argc, char **argv)
 				break;
 			}
 			struct smtp_envelope env = {
-				.from = argv[optind + 1],
-				.rcpts = rcpts,
-				.nrcpts = n,
-				.size = fixed_size >= 0 ? (uint64_t)fixed_size
-					: announce	? (uint64_t)st.st_size
-							: 0,
-				.body_8bit = eightbit,
-				.smtputf8 = utf8,
+			    .from = argv[optind + 1],
+			    .rcpts = rcpts,
+			    .nrcpts = n,
+			    .size = fixed_size >= 0 ? (uint64_t)fixed_size
+				    : announce      ? (uint64_t)st.st_size
+						    : 0,
+			    .body_8bit = eightbit,
+			    .smtputf8 = utf8,
 			};
 			struct smtp_send_result res;
 			e = smtp_send(s, &env, file_reader, &src, &res);
 			close(src.fd);
-			printf("result %s stage %s reply %d %s ", status_names[res.status], res.stage,
-			       res.reply.code, res.reply.enhanced[0] ? res.reply.enhanced : "-");
+			printf("result %s stage %s reply %d %s ", status_names[res.status],
+			       res.stage, res.reply.code,
+			       res.reply.enhanced[0] ? res.reply.enhanced : "-");
 			print_text(res.reply.text);
 			printf(" accepted %zu/%zu\n", res.naccepted, res.nrcpt);
 			for (size_t i = 0; i < res.nrcpt; i++) {

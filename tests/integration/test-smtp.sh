@@ -264,6 +264,23 @@ else
 	bad "reader failure: rc $frc: $(cat "$work/out" "$work/err"); server saw: $(cat "$flog")"
 fi
 
+# What goes on the wire: CRLF line ends (bare LF and bare CR converted), dot-stuffing,
+# a final CRLF added, then ".".
+fake ok
+printf 'Subject: wire\n\na\rb\n.c\r\n..d\n.\r\rlast.' >"$work/wire.eml"
+ftool -P send a@example.test x@example.test "$work/wire.eml"
+if [ "$frc" = 0 ] && python3 - "$flog" <<'EOF'
+import sys
+log = open(sys.argv[1], "rb").read()
+body = log[log.index(b"DATA\r\n") + 6:]
+want = b"Subject: wire\r\n\r\na\r\nb\r\n..c\r\n...d\r\n..\r\n\r\nlast.\r\n.\r\n"
+if not body.startswith(want):
+    print("wire bytes %r\nexpected   %r" % (body[:len(want) + 20], want))
+    sys.exit(1)
+EOF
+then ok "body on the wire: CRLF, dot-stuffed, final CRLF and '.'"
+else bad "body on the wire: rc $frc: $(cat "$work/out" "$work/err")"; fi
+
 fake xoauth2
 ftool -P -m xoauth2 -t -u alice@example.test -w 'ya29.secret-token' login
 if [ "$frc" = 1 ] && grep -q 'AUTH: .*refused (AUTH XOAUTH2): 535 5.7.8 .*"status":"401"' "$work/err" &&

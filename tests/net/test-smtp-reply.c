@@ -71,15 +71,15 @@ parse_all(const char *in, size_t len, enum split how, uint64_t seed)
 		while (fed < n) {
 			size_t used = SIZE_MAX, rem = n - fed;
 			char err[200] = "";
-			enum smtp_parse pr = smtp_reply_parse(&p, in + off + fed, rem, &used, &r,
-							      err, sizeof(err));
+			enum smtp_parse pr =
+			    smtp_reply_parse(&p, in + off + fed, rem, &used, &r, err, sizeof(err));
 			assert_true(used <= rem);
 			if (pr == SMTP_PARSE_ERROR) {
 				assert_true(err[0] != '\0');
 				/* the error sticks */
 				char err2[200];
-				assert_int_equal(smtp_reply_parse(&p, "250 x\r\n", 7, &used, &r, err2,
-								  sizeof(err2)),
+				assert_int_equal(smtp_reply_parse(&p, "250 x\r\n", 7, &used, &r,
+								  err2, sizeof(err2)),
 						 SMTP_PARSE_ERROR);
 				assert_int_equal(used, 0);
 				assert_string_equal(err, err2);
@@ -127,14 +127,15 @@ test_single(void **state)
 {
 	(void)state;
 	check(S("220 mx.example.test ESMTP Postfix\r\n"), "220||1|mx.example.test ESMTP Postfix\n");
-	check(S("250 OK\n"), "250||1|OK\n");                 /* bare LF */
-	check(S("250\r\n"), "250||1|\n");                    /* no text */
-	check(S("250 \r\n"), "250||1|\n");                   /* empty text */
-	check(S("354 End data with <CR><LF>.<CR><LF>\r\n"), "354||1|End data with <CR><LF>.<CR><LF>\n");
+	check(S("250 OK\n"), "250||1|OK\n"); /* bare LF */
+	check(S("250\r\n"), "250||1|\n");    /* no text */
+	check(S("250 \r\n"), "250||1|\n");   /* empty text */
+	check(S("354 End data with <CR><LF>.<CR><LF>\r\n"),
+	      "354||1|End data with <CR><LF>.<CR><LF>\n");
 	check(S("221 2.0.0 Bye\r\n"), "221|2.0.0|1|Bye\n");
 	check(S("550 5.1.1 <reject@example.test>: Recipient address rejected\r\n"),
 	      "550|5.1.1|1|<reject@example.test>: Recipient address rejected\n");
-	check(S("250 2.1.0\r\n"), "250|2.1.0|1|\n");         /* enhanced code, no text */
+	check(S("250 2.1.0\r\n"), "250|2.1.0|1|\n"); /* enhanced code, no text */
 	check(S("451 4.123.999 x\r\n"), "451|4.123.999|1|x\n");
 	/* class must match the code: kept as text */
 	check(S("550 4.1.1 mismatch\r\n"), "550||1|4.1.1 mismatch\n");
@@ -145,9 +146,14 @@ test_single(void **state)
 	check(S("550 5.1.1x y\r\n"), "550||1|5.1.1x y\n");
 	check(S("550 5.1.1\tx\r\n"), "550||1|5.1.1\\x09x\n");
 	/* CR inside the line, NUL and other control bytes become '?'; 8-bit kept */
-	check(S("554 a\rb\x01" "c\x7f" "d\r\r\n"), "554||1|a?b?c?d?\n");
+	check(S("554 a\rb\x01"
+		"c\x7f"
+		"d\r\r\n"),
+	      "554||1|a?b?c?d?\n");
 	check("250 a\0b\r\n", 9, "250||1|a?b\n");
-	check(S("250 Gr\xc3\xbc\xc3\x9f" "e\r\n"), "250||1|Gr\\xc3\\xbc\\xc3\\x9fe\n");
+	check(S("250 Gr\xc3\xbc\xc3\x9f"
+		"e\r\n"),
+	      "250||1|Gr\\xc3\\xbc\\xc3\\x9fe\n");
 	/* trailing bytes after a reply are not consumed by it */
 	check(S("250 a\r\n250 b\r\n"), "250||1|a\n250||1|b\n");
 	check(S("250 a\r\n25"), "250||1|a\nMORE");
@@ -167,10 +173,10 @@ test_multiline(void **state)
 	check(S("550-5.7.1 first line\r\n550-5.7.1 second\r\n550 5.7.1 third\r\n"),
 	      "550|5.7.1|3|first line\\nsecond\\nthird\n");
 	/* a later line's code is stripped only when the first line had one */
-	check(S("550-no code here\r\n550 5.7.1 second\r\n"), "550||2|no code here\\n5.7.1 second\n");
+	check(S("550-no code here\r\n550 5.7.1 second\r\n"),
+	      "550||2|no code here\\n5.7.1 second\n");
 	/* two multi-line replies back to back, mixed line ends */
-	check(S("250-a\n250 b\r\n421-c\r\n421 4.3.2 d\n"),
-	      "250||2|a\\nb\n421||2|c\\n4.3.2 d\n");
+	check(S("250-a\n250 b\r\n421-c\r\n421 4.3.2 d\n"), "250||2|a\\nb\n421||2|c\\n4.3.2 d\n");
 	check(S("250-a\r\n250-b\r\n"), "MORE");
 }
 
@@ -306,9 +312,9 @@ test_reuse(void **state)
 	assert_int_equal(smtp_reply_parse(&p, S("250 x\r\n"), &used, &r, NULL, 0),
 			 SMTP_PARSE_ERROR);
 	smtp_reply_parser_init(&p);
-	assert_int_equal(smtp_reply_parse(&p, S("250-x\r\n250 y\r\n354 z\r\n"), &used, &r, err,
-					  sizeof(err)),
-			 SMTP_PARSE_DONE);
+	assert_int_equal(
+	    smtp_reply_parse(&p, S("250-x\r\n250 y\r\n354 z\r\n"), &used, &r, err, sizeof(err)),
+	    SMTP_PARSE_DONE);
 	assert_int_equal(used, 14);
 	assert_int_equal(r.code, 250);
 	assert_string_equal(r.text, "x\ny");
@@ -359,12 +365,12 @@ test_ehlo(void **state)
 	assert_true(e.auth && e.pipelining && e.size_offered);
 	assert_int_equal(e.size, 0);
 	assert_int_equal(e.auth_mechs, SMTP_AUTH_BIT_PLAIN | SMTP_AUTH_BIT_LOGIN |
-					       SMTP_AUTH_BIT_XOAUTH2 | SMTP_AUTH_BIT_CRAM_MD5);
+					   SMTP_AUTH_BIT_XOAUTH2 | SMTP_AUTH_BIT_CRAM_MD5);
 	assert_false(e.starttls || e.eightbitmime || e.smtputf8 || e.enhancedstatuscodes);
 	assert_true(smtp_ehlo_has(&r, "AUTH"));
 
-	ehlo("250-h\r\n250-AUTH GSSAPI\r\n250-SIZE 99999999999999999999999\r\n250 SIZE=5\r\n",
-	     &r, &e);
+	ehlo("250-h\r\n250-AUTH GSSAPI\r\n250-SIZE 99999999999999999999999\r\n250 SIZE=5\r\n", &r,
+	     &e);
 	assert_true(e.auth && e.size_offered);
 	assert_int_equal(e.auth_mechs, SMTP_AUTH_BIT_OTHER);
 	assert_int_equal(e.size, 0); /* overflow: no usable limit */
