@@ -9,9 +9,11 @@
  * It does not talk to servers: the sync engine (cache/sync) does, and tells us through
  * hooks what changed, which we pass on to the kernel with the notify calls.
  */
+
 #define FUSE_USE_VERSION 314
 
 #include "fs/fs.h"
+#include "fs/fs-internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,39 +30,6 @@
 #include "net/buf.h"
 #include "net/log.h"
 
-#define TIMEOUT_LONG 86400.0
-#define MSG_OFF_BASE (UINT64_C(1) << 62)
-#define READDIR_PAGE 256
-/* .status gets a new inode number each time its text changes (STATUS_INO_BASE + generation),
- * so the kernel never serves an old text from its page cache; its entry is never cached. */
-#define STATUS_INO_BASE (UINT64_C(1) << 63)
-
-struct account {
-	const struct cfg_account *cfg; /* borrowed from mfs.cfg */
-	int64_t account_id;
-	int64_t top_id;
-	struct sync *sync;
-	_Atomic uint64_t served_bytes; /* message bytes returned by read() */
-};
-
-struct mfs {
-	struct cfg *cfg;
-	struct fuse_session *se;
-	struct account *acc;
-	size_t nacc;
-	pthread_key_t store_key;
-	_Atomic bool ready; /* the kernel's INIT was answered: notifications may go out */
-	uid_t uid;
-	gid_t gid;
-	time_t started;
-
-	pthread_mutex_t status_mu; /* protects status_text/status_len */
-	char *status_text;
-	size_t status_len;
-	uint64_t status_gen;
-	int64_t status_built_ms; /* monotonic */
-};
-
 static void refresh_status(struct mfs *m);
 
 /* ---- per-thread store ---------------------------------------------------------------- */
@@ -73,7 +42,7 @@ store_key_free(void *p)
 }
 
 /* The calling thread's store handle (each thread owns its SQLite connection). */
-static struct store *
+struct store *
 thread_store(struct mfs *m)
 {
 	struct store *s = pthread_getspecific(m->store_key);
@@ -88,6 +57,28 @@ thread_store(struct mfs *m)
 	return s;
 }
 
+static void
+outbox_key_free(void *p)
+{
+	struct outbox *ob = p;
+	outbox_close(&ob);
+}
+
+struct outbox *
+thread_outbox(struct mfs *m)
+{
+	struct outbox *ob = pthread_getspecific(m->outbox_key);
+	if (ob != NULL)
+		return ob;
+	char err[512];
+	if (outbox_open(m->cfg->cache_dir, &ob, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return NULL;
+	}
+	pthread_setspecific(m->outbox_key, ob);
+	return ob;
+}
+
 static struct account *
 account_of(struct mfs *m, int64_t account_id)
 {
@@ -99,7 +90,7 @@ account_of(struct mfs *m, int64_t account_id)
 
 /* ---- attributes ---------------------------------------------------------------------- */
 
-static void
+void
 dir_attr(struct mfs *m, uint64_t ino, int64_t mtime, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -201,6 +192,8 @@ mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			return (void)fuse_reply_entry(req, &e);
 		}
 		pid = 0;
+	} else if (obx_lookup(m, req, parent, name)) {
+		return;
 	} else if (store_ino_kind(parent, &pid) != 1) {
 		return (void)fuse_reply_err(req, ENOTDIR);
 	}
@@ -232,6 +225,8 @@ mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
 	struct mfs *m = fuse_req_userdata(req);
+	if (obx_getattr(m, req, ino))
+		return;
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
@@ -277,6 +272,8 @@ static void
 do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct mfs *m = fuse_req_userdata(req);
+	if (obx_readdir(m, req, ino, size, off, plus))
+		return;
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
@@ -341,6 +338,15 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 			if (n < 64)
 				break;
 			snprintf(after, sizeof(after), "%s", kids[n - 1].name);
+		}
+		/* An account's outbox, after its folders. */
+		int oa = ino == FUSE_ROOT_ID ? -1 : obx_account_of_top(m, fid);
+		if (!full && oa >= 0 && o < MSG_OFF_BASE - 1) {
+			dir_attr(m, obx_ino(OBX_DIR, (uint64_t)oa), 0, &st);
+			full = !add_entry(req, &b, size, plus, m->acc[oa].cfg->outbox, &st,
+					  (off_t)(MSG_OFF_BASE - 1), 0);
+			if (!full)
+				o = MSG_OFF_BASE - 1;
 		}
 		if (!full)
 			o = MSG_OFF_BASE;
@@ -426,10 +432,11 @@ read_status(struct mfs *m, fuse_req_t req, size_t size, off_t off)
 static void
 mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)fi;
 	struct mfs *m = fuse_req_userdata(req);
 	if (ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE)
 		return read_status(m, req, size, off);
+	if (obx_read(m, req, ino, size, off, fi))
+		return;
 	int64_t id;
 	if (store_ino_kind(ino, &id) != 2)
 		return (void)fuse_reply_err(req, EISDIR);
@@ -508,6 +515,8 @@ static void
 mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct mfs *m = fuse_req_userdata(req);
+	if (obx_getxattr(m, req, ino, name, size))
+		return;
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
@@ -526,6 +535,8 @@ static void
 mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct mfs *m = fuse_req_userdata(req);
+	if (obx_listxattr(m, req, ino, size))
+		return;
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
@@ -552,16 +563,14 @@ mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	fuse_reply_buf(req, list, len);
 }
 
-/* ---- refused changes (this version mounts read-only content) ------------------------- */
+/* ---- changes: the outbox; elsewhere refused in this version ------------------------ */
 
 static void
 mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	    struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)attr;
-	(void)to_set;
-	(void)fi;
+	if (obx_setattr(fuse_req_userdata(req), req, ino, attr, to_set, fi))
+		return;
 	fuse_reply_err(req, EROFS);
 }
 
@@ -569,12 +578,27 @@ static void
 mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 	  struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)buf;
-	(void)size;
-	(void)off;
-	(void)fi;
+	if (obx_write(fuse_req_userdata(req), req, ino, buf, size, off, fi))
+		return;
 	fuse_reply_err(req, EROFS);
+}
+
+/* Only files created in an outbox have a handle (the rest answer OPEN with ENOSYS), and
+ * only their close has something to report; every other FLUSH is answered at once. */
+static void
+mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (obx_flush(fuse_req_userdata(req), req, ino, fi))
+		return;
+	fuse_reply_err(req, 0);
+}
+
+static void
+mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (obx_release(fuse_req_userdata(req), req, ino, fi))
+		return;
+	fuse_reply_err(req, 0);
 }
 
 static void
@@ -592,10 +616,8 @@ static void
 mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	   struct fuse_file_info *fi)
 {
-	(void)parent;
-	(void)name;
-	(void)mode;
-	(void)fi;
+	if (obx_create(fuse_req_userdata(req), req, parent, name, mode, fi))
+		return;
 	fuse_reply_err(req, EROFS);
 }
 
@@ -612,30 +634,38 @@ mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 static void
 mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	(void)parent;
 	(void)name;
 	(void)mode;
-	fuse_reply_err(req, EROFS);
+	uint64_t v;
+	fuse_reply_err(req, obx_kind(parent, &v) != OBX_NONE ? EPERM : EROFS);
 }
 
 static void
 mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent;
-	(void)name;
+	if (obx_unlink(fuse_req_userdata(req), req, parent, name))
+		return;
 	fuse_reply_err(req, EROFS);
+}
+
+static void
+mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)name;
+	uint64_t v;
+	fuse_reply_err(req, obx_kind(parent, &v) != OBX_NONE ? EPERM : EROFS);
 }
 
 static void
 mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	   const char *newname, unsigned int flags)
 {
-	(void)parent;
 	(void)name;
-	(void)newparent;
 	(void)newname;
 	(void)flags;
-	fuse_reply_err(req, EROFS);
+	uint64_t v;
+	bool obx = obx_kind(parent, &v) != OBX_NONE || obx_kind(newparent, &v) != OBX_NONE;
+	fuse_reply_err(req, obx ? EPERM : EROFS);
 }
 
 static void
@@ -691,7 +721,9 @@ static const struct fuse_lowlevel_ops mfs_ops = {
 	.mknod = mfs_mknod,
 	.mkdir = mfs_mkdir,
 	.unlink = mfs_unlink,
-	.rmdir = mfs_unlink,
+	.rmdir = mfs_rmdir,
+	.flush = mfs_flush,
+	.release = mfs_release,
 	.rename = mfs_rename,
 	.getxattr = mfs_getxattr,
 	.listxattr = mfs_listxattr,
@@ -739,6 +771,10 @@ hook_folder_removed(void *ctx, int64_t parent_id, int64_t folder_id, const char 
 	fuse_lowlevel_notify_inval_inode(m->se, parent, 0, 0);
 	(void)folder_id;
 }
+
+static const struct sender_hooks sender_hooks = {
+	.outbox_changed = obx_changed,
+};
 
 static const struct sync_hooks hooks = {
 	.folder_changed = hook_folder_changed,
@@ -797,7 +833,7 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   "served_bytes     = %llu\n"
 			   "passes           = %llu\n"
 			   "last_sync        = %s\n"
-			   "last_error       = %s%s%s%s\n\n",
+			   "last_error       = %s%s%s%s\n",
 			   a->cfg->name, st.online ? "online" : "offline", st.phase,
 			   st.first_pass_done ? "done" : "running",
 			   (unsigned long long)ss.folders, (unsigned long long)ss.messages,
@@ -808,6 +844,8 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   (unsigned long long)a->served_bytes, (unsigned long long)st.passes, last,
 			   st.last_error[0] ? errt : "", st.last_error[0] ? " " : "",
 			   st.last_error[0] ? st.last_error : "none", "");
+		obx_status(m, i, b);
+		buf_printf(b, "\n");
 	}
 	buf_printf(b, "[cache]\ndir              = %s\nbytes            = %llu\n", m->cfg->cache_dir,
 		   (unsigned long long)file_bytes);
@@ -859,6 +897,14 @@ prepare_accounts(struct mfs *m)
 		return -1;
 	}
 	int ret = -1;
+	struct outbox *ob = NULL;
+	if (outbox_open(m->cfg->cache_dir, &ob, err, sizeof(err)) < 0 || outbox_recover(ob) < 0) {
+		fprintf(stderr, "mailfs: %s\n", ob ? outbox_errmsg(ob) : err);
+		outbox_close(&ob);
+		store_close(&s);
+		return -1;
+	}
+	outbox_close(&ob);
 	m->acc = calloc(m->cfg->naccounts, sizeof(*m->acc));
 	if (m->acc == NULL)
 		goto out;
@@ -903,6 +949,8 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	m.started = time(NULL);
 	pthread_mutex_init(&m.status_mu, NULL);
 	pthread_key_create(&m.store_key, store_key_free);
+	pthread_key_create(&m.outbox_key, outbox_key_free);
+	pthread_mutex_init(&m.writers_mu, NULL);
 	int ret = 1;
 	bool mounted = false;
 	struct fuse_cmdline_opts fo;
@@ -916,10 +964,10 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	}
 	if (prepare_accounts(&m) < 0)
 		goto out;
-	/* This version changes nothing: mount read-only. Besides refusing writes in the kernel,
-	 * it keeps the kernel from marking atime stale after each READ, which would cost one
-	 * GETATTR per file read on the next stat (a no-change rsync after reading everything). */
-	if (fuse_opt_add_arg(args, "-oro") != 0)
+	/* noatime: on a writable mount the kernel otherwise marks atime stale after each read,
+	 * which costs one GETATTR per file on the next stat (a second grep, a no-change rsync
+	 * after reading everything). Message files have no atime of their own anyway. */
+	if (fuse_opt_add_arg(args, "-onoatime") != 0)
 		goto out;
 	m.se = fuse_session_new(args, &mfs_ops, sizeof(mfs_ops), &m);
 	if (m.se == NULL)
@@ -942,6 +990,12 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 					   m.acc[i].top_id, &hooks, &m, err, sizeof(err));
 		if (m.acc[i].sync == NULL)
 			log_error("%s", err);
+		if (m.acc[i].cfg->smtp.set) {
+			m.acc[i].sender = sender_start(m.acc[i].cfg, cfg->cache_dir, &sender_hooks,
+						       &m, err, sizeof(err));
+			if (m.acc[i].sender == NULL)
+				log_error("%s", err);
+		}
 	}
 	int r;
 	if (fo.singlethread) {
@@ -958,8 +1012,10 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	}
 	ret = r == 0 ? 0 : 1;
 out:
-	for (size_t i = 0; i < m.nacc; i++)
+	for (size_t i = 0; i < m.nacc; i++) {
 		sync_stop(&m.acc[i].sync);
+		sender_stop(&m.acc[i].sender);
+	}
 	if (m.se != NULL) {
 		struct fuse_session *se = m.se;
 		m.se = NULL;
@@ -971,6 +1027,9 @@ out:
 	struct store *s = pthread_getspecific(m.store_key);
 	store_close(&s);
 	pthread_setspecific(m.store_key, NULL);
+	struct outbox *ob = pthread_getspecific(m.outbox_key);
+	outbox_close(&ob);
+	pthread_setspecific(m.outbox_key, NULL);
 	free(m.acc);
 	free(m.status_text);
 	free(fo.mountpoint);

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,7 @@ struct imap {
 	struct imap_status_info *status;
 	struct imap_select_info *sel;
 	struct search_collect *search;
+	uint32_t appenduid; /* from the last [APPENDUID v uid] code (RFC 4315) */
 };
 
 static void
@@ -506,6 +508,12 @@ handle_code(struct imap *c, const struct imap_response *r)
 	}
 	if (strcmp(r->code, "ALERT") == 0) {
 		log_warn("%s: server alert: %s", c->trace, r->text ? r->text : "");
+		return;
+	}
+	if (strcmp(r->code, "APPENDUID") == 0 && r->code_nargs >= 2) {
+		uint64_t u = 0;
+		if (imap_arg_u64(&r->code_args[1], &u) == 0 && u > 0 && u <= UINT32_MAX)
+			c->appenduid = (uint32_t)u;
 		return;
 	}
 	if (c->sel == NULL)
@@ -1184,6 +1192,57 @@ imap_uid_search(struct imap *c, const char *criteria, uint32_t **uids_r, size_t 
 	*uids_r = sc.uids;
 	*n_r = sc.n;
 	return IMAP_OK;
+}
+
+enum imap_err
+imap_append(struct imap *c, const char *raw, const char *flags, uint64_t size, imap_reader rd,
+	    void *ctx, uint32_t *uid_r)
+{
+	char qname[1024];
+	enum imap_err e = quote_mailbox(c, raw, qname, sizeof(qname));
+	if (e != IMAP_OK)
+		return e;
+	/* LITERAL+ (RFC 7888): no round trip for the "+"; LITERAL- allows it up to 4096 bytes. */
+	bool nonsync = imap_has_cap(c, "LITERAL+") ||
+		       (imap_has_cap(c, "LITERAL-") && size <= 4096);
+	char line[2300];
+	int n = snprintf(line, sizeof(line), "APPEND %s%s%s%s {%" PRIu64 "%s}\r\n", qname,
+			 flags && *flags ? " (" : "", flags && *flags ? flags : "",
+			 flags && *flags ? ")" : "", size, nonsync ? "+" : "");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return fail(c, IMAP_ERR_BAD, "command too long");
+	unsigned id;
+	c->appenduid = 0;
+	e = start_cmd(c, &id, line, NULL);
+	if (e == IMAP_OK && !nonsync)
+		e = await_continuation(c, id);
+	if (e != IMAP_OK)
+		return e;
+	char chunk[64 * 1024];
+	uint64_t left = size;
+	while (left > 0) {
+		size_t want = left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
+		ssize_t got = rd(ctx, chunk, want);
+		if (got <= 0) {
+			/* The literal cannot be taken back: the session is unusable. */
+			conn_fail(c->conn, CONN_ERR_PROTOCOL, "message source ended %" PRIu64
+				  " bytes early", left);
+			c->aborted = true;
+			return fail(c, IMAP_ERR_ABORTED, "%s:%u: APPEND: message source failed",
+				    c->host, c->port);
+		}
+		if (conn_write(c->conn, chunk, (size_t)got) != CONN_OK)
+			return conn_failed(c);
+		left -= (uint64_t)got;
+	}
+	if (conn_write(c->conn, "\r\n", 2) != CONN_OK)
+		return conn_failed(c);
+	if (conn_flush(c->conn) != CONN_OK)
+		return conn_failed(c);
+	e = imap_wait(c, id);
+	if (uid_r != NULL)
+		*uid_r = e == IMAP_OK ? c->appenduid : 0;
+	return e;
 }
 
 enum imap_err

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "net/conn.h"
 #include "net/imap-parser.h"
@@ -130,6 +131,17 @@ enum imap_err imap_uid_search(struct imap *c, const char *criteria, uint32_t **u
 			      size_t *n_r);
 
 enum imap_err imap_noop(struct imap *c);
+
+/* Supplies message bytes: fills buf with up to len bytes, returns how many (> 0), or 0 / -1
+ * when the source ends or fails. */
+typedef ssize_t (*imap_reader)(void *ctx, char *buf, size_t len);
+/* APPEND raw-name [(flags)] {size} (RFC 3501 6.3.11): the message is streamed from `rd` in
+ * pieces and must be exactly `size` bytes with CRLF line ends. A non-synchronizing literal
+ * with LITERAL+ (RFC 7888), else the server's "+" is awaited. If the reader fails or ends
+ * early the literal cannot be completed: IMAP_ERR_ABORTED and the connection is unusable.
+ * *uid_r (may be NULL): the new message's UID from APPENDUID (RFC 4315), or 0. */
+enum imap_err imap_append(struct imap *c, const char *raw, const char *flags, uint64_t size,
+			  imap_reader rd, void *ctx, uint32_t *uid_r);
 
 /* Receives FETCH responses while a command runs.
  * body_begin/body_data/body_end: one body section literal (BODY[...]) streamed in chunks;

@@ -1,0 +1,127 @@
+/* fs-internal.h - what fs.c (folders, messages, .status) and outbox.c (the outbox
+ * directories) share: the daemon's state, inode number ranges and small helpers.
+ *
+ * Inode numbers:
+ *   1                      the root
+ *   2                      .status before its first build; then STATUS_INO_BASE + generation
+ *   store_ino_folder/msg   folders and messages: store row ids (cache/store.h), < 2^40
+ *   OBX_INO_BASE | kind << 48 | value   outbox entries (value: account index or queue row
+ *                          id; queue ids are never reused, so neither are these numbers)
+ */
+#ifndef MAILFS_FS_INTERNAL_H
+#define MAILFS_FS_INTERNAL_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 314
+#endif
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cache/config.h"
+#include "cache/outbox.h"
+#include "cache/sender.h"
+#include "cache/store.h"
+#include "cache/sync.h"
+
+#define TIMEOUT_LONG 86400.0
+#define MSG_OFF_BASE (UINT64_C(1) << 62)
+#define READDIR_PAGE 256
+/* .status gets a new inode number each time its text changes (STATUS_INO_BASE + generation),
+ * so the kernel never serves an old text from its page cache; its entry is never cached. */
+#define STATUS_INO_BASE (UINT64_C(1) << 63)
+
+#define OBX_INO_BASE (UINT64_C(1) << 61)
+enum obx_kind {
+	OBX_NONE = 0,
+	OBX_DIR = 1,       /* <account>/outbox; value: account index */
+	OBX_FAILED_DIR = 2, /* <account>/outbox/failed; value: account index */
+	OBX_FILE = 3,      /* outbox/NAME (being written or queued); value: row id */
+	OBX_FAILED = 4,    /* outbox/failed/NAME; value: row id */
+	OBX_ERROR = 5,     /* outbox/failed/NAME.error; value: row id */
+};
+
+static inline uint64_t
+obx_ino(enum obx_kind kind, uint64_t value)
+{
+	return OBX_INO_BASE | (uint64_t)kind << 48 | value;
+}
+
+static inline enum obx_kind
+obx_kind(uint64_t ino, uint64_t *value_r)
+{
+	if ((ino & ~(UINT64_C(0xff) << 48 | ((UINT64_C(1) << 48) - 1))) != OBX_INO_BASE)
+		return OBX_NONE;
+	*value_r = ino & ((UINT64_C(1) << 48) - 1);
+	return (enum obx_kind)(ino >> 48 & 0xff);
+}
+
+struct writer; /* fs/outbox.c */
+
+struct account {
+	const struct cfg_account *cfg; /* borrowed from mfs.cfg */
+	int64_t account_id;
+	int64_t top_id;
+	struct sync *sync;
+	struct sender *sender;         /* NULL without an smtp URL */
+	_Atomic uint64_t served_bytes; /* message bytes returned by read() */
+};
+
+struct mfs {
+	struct cfg *cfg;
+	struct fuse_session *se;
+	struct account *acc;
+	size_t nacc;
+	pthread_key_t store_key;
+	pthread_key_t outbox_key;
+	_Atomic bool ready; /* the kernel's INIT was answered: notifications may go out */
+	uid_t uid;
+	gid_t gid;
+	time_t started;
+
+	pthread_mutex_t status_mu; /* protects status_text/status_len */
+	char *status_text;
+	size_t status_len;
+	uint64_t status_gen;
+	int64_t status_built_ms; /* monotonic */
+
+	pthread_mutex_t writers_mu; /* protects the list of files being written */
+	struct writer *writers;
+};
+
+/* The calling thread's store / outbox handles (each thread owns its SQLite connections). */
+struct store *thread_store(struct mfs *m);
+struct outbox *thread_outbox(struct mfs *m);
+void dir_attr(struct mfs *m, uint64_t ino, int64_t mtime, struct stat *st);
+
+/* fs/outbox.c: each returns true if it handled the request (the inode or parent is an
+ * outbox one, or `name` is the outbox in an account's top directory). */
+bool obx_lookup(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name);
+bool obx_getattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino);
+bool obx_readdir(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 bool plus);
+bool obx_read(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+bool obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		struct fuse_file_info *fi);
+bool obx_write(struct mfs *m, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+	       off_t off, struct fuse_file_info *fi);
+bool obx_flush(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+bool obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+bool obx_setattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		 struct fuse_file_info *fi);
+bool obx_unlink(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name);
+bool obx_getxattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+bool obx_listxattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size);
+/* The account whose top directory is folder `fid` and which has an outbox, or -1. */
+int obx_account_of_top(struct mfs *m, int64_t fid);
+/* The sender thread's hook. */
+void obx_changed(void *ctx, const char *account);
+/* .status lines for an account's outbox. */
+void obx_status(struct mfs *m, size_t acc, struct buf *b);
+
+#endif
