@@ -43,7 +43,8 @@ enum smtp_err {
 	SMTP_ERR_AUTH,     /* login refused (535, 534, 538, ...) or impossible */
 	SMTP_ERR_TEMP,     /* 4xx reply (a 421 also ends the session) */
 	SMTP_ERR_PERM,     /* 5xx reply, or refused here before sending (size, SMTPUTF8) */
-	SMTP_ERR_ABORTED,  /* the body reader failed; the session is dead, nothing was sent */
+	SMTP_ERR_ABORTED,  /* the body reader failed; the session is dead and the server
+			    * discards the partial message (the data was never ended) */
 };
 
 struct smtp_opts {
@@ -148,7 +149,8 @@ enum smtp_err smtp_send(struct smtp *s, const struct smtp_envelope *env, smtp_re
 /* Free what a result owns; the struct may be reused. Accepts a zeroed result. */
 void smtp_send_result_free(struct smtp_send_result *res);
 
-/* The last error, e.g. "localhost:587: 535 5.7.8 authentication failed". */
+/* The last error, e.g. "localhost:587: login as alice refused (AUTH PLAIN): 535 5.7.8
+ * Error: authentication failed", "localhost:587: RCPT TO: 550 5.1.1 ...". */
 const char *smtp_errmsg(const struct smtp *s);
 /* The connection (for conn_describe: TLS version and cipher, byte counts). Borrowed. */
 struct conn *smtp_conn(struct smtp *s);
