@@ -711,6 +711,17 @@ outbox_retry_now(struct outbox *ob, int64_t id)
 	return step_done(ob, st, "retry now");
 }
 
+int
+outbox_retry_all_now(struct outbox *ob, const char *account)
+{
+	sqlite3_stmt *st = prep(ob, "UPDATE outbox SET next_try = 0 WHERE account = ?"
+				    " AND state = 1");
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+	return step_done(ob, st, "retry now");
+}
+
 /* QUEUED -> FAILED under a free failed/ name, with need_copy as given. */
 static int
 to_failed(struct outbox *ob, int64_t id, const char *status, const char *error_text,

@@ -112,6 +112,8 @@ int outbox_next_try(struct outbox *ob, const char *account, int64_t *t_r);
 int outbox_retry(struct outbox *ob, int64_t id, int64_t next_try, const char *status);
 /* The user asked for a retry (touch): next_try = now. */
 int outbox_retry_now(struct outbox *ob, int64_t id);
+/* At start: every QUEUED row of the account is due now (a restart is a retry). */
+int outbox_retry_all_now(struct outbox *ob, const char *account);
 /* After a permanent failure: FAILED with the reason (the text of NAME.error). */
 int outbox_fail(struct outbox *ob, int64_t id, const char *status, const char *error_text);
 /* Accepted by the server: SENT (synced). With keep_for_sent false the row is deleted. */

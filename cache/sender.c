@@ -589,6 +589,8 @@ run(void *arg)
 		return NULL;
 	}
 	int64_t copy_retry = 0;
+	if (outbox_retry_all_now(ob, s->acct->name) < 0)
+		set_error(s, outbox_errmsg(ob));
 	while (!stopping(s)) {
 		send_due(s, ob);
 		int64_t now = time(NULL);

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# End-to-end tests of sending: a real mount, `cp` into MOUNT/alice/outbox/, the real Postfix
+# submission (STARTTLS + AUTH) delivering into Dovecot, checked in bob's and alice's Maildirs.
+#
+#   test-outbox.sh MAILFS                 (MAILFS_SERVER_DIR names the servers' DIR)
+#
+# Postfix is stopped and started again in the middle; it is left running at the end.
+set -euo pipefail
+
+mailfs=$1
+: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
+# shellcheck disable=SC1091
+. "$MAILFS_SERVER_DIR/ports"
+postfix_cmd() { postfix -c "$MAILFS_SERVER_DIR/postfix" "$@" >/dev/null 2>&1; }
+
+work=$(mktemp -d /tmp/mailfs-outbox.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+daemon=
+unmount() {
+	if mountpoint -q "$mnt"; then
+		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
+	fi
+	if [ -n "$daemon" ]; then
+		for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$daemon" 2>/dev/null || true
+		wait "$daemon" 2>/dev/null || true
+		daemon=
+	fi
+}
+cleanup() {
+	unmount
+	postfix_cmd status || postfix_cmd start || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+failures=0
+ok() { printf 'ok   %s\n' "$*"; }
+bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
+check() { # description, command...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+cat >"$work/config" <<EOF
+cache_dir = $work/cache
+[account alice]
+imap = imaps://localhost:$IMAPS
+smtp = smtp://localhost:$SUBMISSION
+user = alice
+password_cmd = echo $ALICE_PASS
+ca_file = $CA
+prefetch = none
+folders = INBOX Sent
+poll = 60s
+[account selfsigned]
+imap = imaps://localhost:$IMAPS
+smtp = smtps://localhost:$SMTPS_SELFSIGNED
+user = alice
+password_cmd = echo $ALICE_PASS
+ca_file = $CA
+prefetch = none
+folders = INBOX
+[account wronghost]
+imap = imaps://localhost:$IMAPS
+smtp = smtps://localhost:$SMTPS_WRONGHOST
+user = alice
+password_cmd = echo $ALICE_PASS
+ca_file = $CA
+prefetch = none
+folders = INBOX
+EOF
+
+start() {
+	"$mailfs" -f -o config="$work/config" "$mnt" 2>>"$work/daemon.log" &
+	daemon=$!
+	for _ in $(seq 150); do
+		[ -d "$mnt/alice/outbox" ] && return 0
+		sleep 0.1
+	done
+	bad "mount did not come up"
+	cat "$work/daemon.log"
+	exit 1
+}
+
+# Files in a Maildir (new and cur) holding Message-ID <id>.
+count_in() { # maildir, id
+	local n=0 f
+	for f in "$1"/new/* "$1"/cur/*; do
+		[ -f "$f" ] || continue
+		grep -qiF "Message-ID: <$2>" "$f" && n=$((n + 1))
+	done
+	echo "$n"
+}
+file_in() { # maildir, id
+	local f
+	for f in "$1"/new/* "$1"/cur/*; do
+		[ -f "$f" ] && grep -qiF "Message-ID: <$2>" "$f" && { echo "$f"; return 0; }
+	done
+	return 1
+}
+wait_count() { # maildir, id, n, seconds
+	local i
+	for i in $(seq $(($4 * 10))); do
+		[ "$(count_in "$1" "$2")" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_gone() { # path, seconds
+	for _ in $(seq $(($2 * 10))); do
+		[ -e "$1" ] || return 0
+		sleep 0.1
+	done
+	return 1
+}
+body_of() { sed '1,/^$/d' "$1"; } # everything after the first empty line
+bob_inbox=$MAILDIR_BOB
+alice_inbox=$MAILDIR_ALICE
+alice_sent=$MAILDIR_ALICE/Sent
+[ -d "$alice_sent" ] || alice_sent=$MAILDIR_ALICE/.Sent
+tag=$$-$RANDOM
+
+msg() { # file, message-id, to, extra headers, body
+	printf 'From: Alice <alice@example.test>\nTo: %s\n%sSubject: outbox test %s\nMessage-ID: <%s>\n\n%s' \
+		"$3" "$4" "$2" "$2" "$5" >"$1"
+}
+
+start
+outbox=$mnt/alice/outbox
+
+# --- 1. cp into the outbox: delivered to To and Bcc, no Bcc header, Sent copy with \Seen ----
+id1=one-$tag@e2e.test
+body1=$'Hello Bob,\n.a line that starts with a dot\n..two dots\n.\nand an 8-bit line: gr\xc3\xbc\xc3\x9fe\nlast line\n'
+msg "$work/one.eml" "$id1" 'Bob <bob@example.test>' $'Cc: \n''Bcc: "Alice, again" <alice@example.test>'$'\n' "$body1"
+check "cp into outbox/ returns 0" cp "$work/one.eml" "$outbox/"
+check "bob's INBOX receives it" wait_count "$bob_inbox" "$id1" 1 20
+check "the Bcc recipient (alice) receives it" wait_count "$alice_inbox" "$id1" 1 20
+f=$(file_in "$bob_inbox" "$id1" || true)
+if [ -n "$f" ] && [ "$(body_of "$f")" = "$(body_of "$work/one.eml")" ]; then
+	ok "body delivered byte for byte (dot lines, 8-bit)"
+else
+	bad "body differs"; [ -n "$f" ] && diff <(body_of "$work/one.eml") <(body_of "$f") | head -5
+fi
+if [ -n "$f" ] && ! grep -qi '^Bcc:' "$f"; then ok "no Bcc header at bob"; else bad "Bcc header reached bob"; fi
+fa=$(file_in "$alice_inbox" "$id1" || true)
+if [ -n "$fa" ] && ! grep -qi '^Bcc:' "$fa"; then ok "no Bcc header at the Bcc recipient"; else bad "Bcc header at alice"; fi
+for h in 'From: Alice <alice@example.test>' 'To: Bob <bob@example.test>' "Subject: outbox test $id1"; do
+	if [ -n "$f" ] && grep -qxF "$h" "$f"; then ok "header kept: $h"; else bad "header lost: $h"; fi
+done
+if [ -n "$f" ] && grep -q '^Date: ' "$f"; then ok "Date added"; else bad "no Date"; fi
+check "the Sent copy appears in alice's Sent" wait_count "$alice_sent" "$id1" 1 20
+fs=$(file_in "$alice_sent" "$id1" || true)
+case "$fs" in *:2,*S*) ok "the Sent copy is \\Seen" ;; *) bad "Sent copy flags: $fs" ;; esac
+check "the file left the outbox" wait_gone "$outbox/one.eml" 10
+[ "$(count_in "$bob_inbox" "$id1")" = 1 ] && ok "delivered once" || bad "delivered $(count_in "$bob_inbox" "$id1") times"
+
+# --- 2. CRLF input and a message without Message-ID -----------------------------------------
+id2=crlf-$tag@e2e.test
+printf 'From: alice@example.test\r\nTo: bob@example.test\r\nSubject: crlf %s\r\nX-Id: %s\r\n\r\nline one\r\nline two\r\n' "$id2" "$id2" >"$work/crlf.eml"
+check "cp of a CRLF file returns 0" cp "$work/crlf.eml" "$outbox/"
+n=0
+for _ in $(seq 200); do
+	f=$(grep -l "X-Id: $id2" "$bob_inbox"/new/* "$bob_inbox"/cur/* 2>/dev/null | head -1 || true)
+	[ -n "$f" ] && break
+	sleep 0.1
+done
+if [ -n "$f" ] && [ "$(body_of "$f")" = $'line one\nline two' ] && grep -q '^Message-ID: <.*@example.test>' "$f"; then
+	ok "CRLF message delivered, Message-ID added"
+else
+	bad "CRLF message: ${f:-not delivered}"
+fi
+
+# --- 3. not a message: close() fails with EINVAL, the file is in failed/ with the reason ----
+printf 'Subject: nobody\n\nno recipients here\n' >"$work/norcpt.eml"
+if err=$(cp "$work/norcpt.eml" "$outbox/" 2>&1); then
+	bad "cp of a message without recipients succeeded"
+else
+	case "$err" in *"Invalid argument"*) ok "close() fails with EINVAL without recipients" ;; *) bad "cp said: $err" ;; esac
+fi
+check "it is in failed/" cmp -s "$work/norcpt.eml" "$outbox/failed/norcpt.eml"
+check "NAME.error says why" grep -q "no recipient" "$outbox/failed/norcpt.eml.error"
+check "and not in the outbox" test ! -e "$outbox/norcpt.eml"
+head -c 3000 /dev/urandom >"$work/garbage.eml"
+if cp "$work/garbage.eml" "$outbox/" 2>/dev/null; then bad "binary garbage accepted"; else ok "binary garbage: EINVAL"; fi
+check "garbage.eml.error says not a message" grep -q "not a message" "$outbox/failed/garbage.eml.error"
+check "rm of failed/NAME and NAME.error" rm "$outbox/failed/garbage.eml" "$outbox/failed/garbage.eml.error"
+check "both are gone" test ! -e "$outbox/failed/garbage.eml" -a ! -e "$outbox/failed/garbage.eml.error"
+
+# --- 4. refused recipient, mixed envelope, too big -------------------------------------------
+id4=reject-$tag@e2e.test
+msg "$work/reject.eml" "$id4" 'reject@example.test' '' $'refused\n'
+check "cp of a message to a refused address returns 0" cp "$work/reject.eml" "$outbox/"
+for _ in $(seq 200); do [ -e "$outbox/failed/reject.eml.error" ] && break; sleep 0.1; done
+check "failed/reject.eml.error holds the server's 550" grep -q "550" "$outbox/failed/reject.eml.error"
+check "user.mail.status says failed" sh -c "getfattr --absolute-names --only-values -n user.mail.status '$outbox/failed/reject.eml' | grep -q '^failed: 5'"
+
+id5=mixed-$tag@e2e.test
+msg "$work/mixed.eml" "$id5" 'bob@example.test, reject@example.test' '' $'half\n'
+check "cp of a mixed envelope returns 0" cp "$work/mixed.eml" "$outbox/"
+check "bob receives the mixed one" wait_count "$bob_inbox" "$id5" 1 20
+for _ in $(seq 200); do [ -e "$outbox/failed/mixed.eml.error" ] && break; sleep 0.1; done
+check "mixed.eml.error lists the refused address" grep -q "reject@example.test: 550" "$outbox/failed/mixed.eml.error"
+check "mixed.eml.error lists who got it" sh -c "grep -A2 'Delivered to' '$outbox/failed/mixed.eml.error' | grep -q bob@example.test"
+
+id6=big-$tag@e2e.test
+{
+	printf 'From: alice@example.test\nTo: bob@example.test\nSubject: big\nMessage-ID: <%s>\n\n' "$id6"
+	head -c 16000000 /dev/urandom | base64 -w 76
+} >"$work/big.eml"
+check "cp of a 21 MB message returns 0" cp "$work/big.eml" "$outbox/"
+for _ in $(seq 300); do [ -e "$outbox/failed/big.eml.error" ] && break; sleep 0.1; done
+check "too big: failed/ with the size limit in .error" grep -qi "size" "$outbox/failed/big.eml.error"
+check "the big one is byte-identical in failed/" cmp -s "$work/big.eml" "$outbox/failed/big.eml"
+[ "$(count_in "$bob_inbox" "$id6")" = 0 ] && ok "the big one was not delivered" || bad "the big one arrived"
+
+# --- 5. Postfix stopped: the file waits with a reason; started again: delivered once ---------
+postfix_cmd stop
+for _ in $(seq 50); do postfix_cmd status || break; sleep 0.1; done
+id7=wait-$tag@e2e.test
+msg "$work/wait.eml" "$id7" 'bob@example.test' '' $'waited\n'
+id8=cancel-$tag@e2e.test
+msg "$work/cancel.eml" "$id8" 'bob@example.test' '' $'cancelled\n'
+check "cp while Postfix is down returns 0" cp "$work/wait.eml" "$work/cancel.eml" "$outbox/"
+st=
+for _ in $(seq 100); do
+	st=$(getfattr --absolute-names --only-values -n user.mail.status "$outbox/wait.eml" 2>/dev/null || true)
+	case "$st" in waiting:*) break ;; esac
+	sleep 0.1
+done
+case "$st" in waiting:*) ok "user.mail.status: $st" ;; *) bad "user.mail.status while down: '$st'" ;; esac
+check "ls outbox shows what waits" sh -c "ls '$outbox' | grep -qx wait.eml"
+check ".status counts the queue" grep -q "outbox_queued    = 2" "$mnt/.status"
+check "rm cancels a waiting message" rm "$outbox/cancel.eml"
+postfix_cmd start
+check "after Postfix is back it is delivered (retry within 45 s)" wait_count "$bob_inbox" "$id7" 1 45
+check "the waiting file left the outbox" wait_gone "$outbox/wait.eml" 10
+sleep 1
+[ "$(count_in "$bob_inbox" "$id7")" = 1 ] && ok "delivered exactly once" || bad "delivered $(count_in "$bob_inbox" "$id7") times"
+[ "$(count_in "$bob_inbox" "$id8")" = 0 ] && ok "the cancelled one was not sent" || bad "the cancelled one was sent"
+
+# --- 6. kill -9 right after close: after a restart it is delivered exactly once --------------
+id9=kill-$tag@e2e.test
+msg "$work/kill.eml" "$id9" 'bob@example.test' '' $'survives kill -9\n'
+postfix_cmd stop # keep it queued across the kill
+cp "$work/kill.eml" "$outbox/" && ok "cp before kill -9 returns 0" || bad "cp before kill -9"
+kill -9 "$daemon"
+wait "$daemon" 2>/dev/null || true
+daemon=
+fusermount3 -uz "$mnt" 2>/dev/null || true
+postfix_cmd start
+start
+check "after kill -9 and restart it is delivered" wait_count "$bob_inbox" "$id9" 1 30
+sleep 2
+[ "$(count_in "$bob_inbox" "$id9")" = 1 ] && ok "delivered exactly once after kill -9" || bad "delivered $(count_in "$bob_inbox" "$id9") times after kill -9"
+
+# --- 7. submission TLS: self-signed and wrong-host certificates are refused ------------------
+for acct in selfsigned wronghost; do
+	idt=$acct-$tag@e2e.test
+	msg "$work/$acct.eml" "$idt" 'bob@example.test' '' $'tls\n'
+	cp "$work/$acct.eml" "$mnt/$acct/outbox/" || bad "cp into $acct/outbox"
+	st=
+	for _ in $(seq 100); do
+		st=$(getfattr --absolute-names --only-values -n user.mail.status "$mnt/$acct/outbox/$acct.eml" 2>/dev/null || true)
+		case "$st" in waiting:*) break ;; esac
+		sleep 0.1
+	done
+	case "$st" in *certificate*) ok "$acct: refused, status names the certificate" ;; *) bad "$acct: status '$st'" ;; esac
+	[ "$(count_in "$bob_inbox" "$idt")" = 0 ] && ok "$acct: nothing sent" || bad "$acct: sent anyway"
+done
+
+unmount
+if grep -q "$ALICE_PASS" "$work/daemon.log"; then bad "the password is in the log"; else ok "no password in the log"; fi
+echo "outbox e2e: $failures failure(s)"
+[ "$failures" -eq 0 ]
