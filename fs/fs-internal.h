@@ -79,6 +79,7 @@ struct mfs {
 	pthread_key_t store_key;
 	pthread_key_t outbox_key;
 	_Atomic bool ready; /* the kernel's INIT was answered: notifications may go out */
+	bool readonly;      /* mounted with -o ro: no outbox writes, no FLUSH round trips */
 	uid_t uid;
 	gid_t gid;
 	time_t started;

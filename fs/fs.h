@@ -2,12 +2,13 @@
  *
  *   MOUNT/.status                         read-only text: accounts, sync, cache, errors
  *   MOUNT/<account>/<folder>/.../NAME.eml  messages, byte-exact, from the cache
+ *   MOUNT/<account>/outbox/                files written here are sent (fs/outbox.c)
  *
  * Inode numbers are store row ids (cache/store.h), so they are stable across remounts.
  * Every handler answers from SQLite; a body that is not cached is read from the server on
  * a connection of its own (cache/sync). Messages never change under a name, so the kernel
  * keeps entries, attributes and pages for long, and the sync engine's hooks invalidate
- * exactly what changed. Writes are refused with EROFS in this version.
+ * exactly what changed. Writes outside the outbox are refused with EROFS in this version.
  */
 #ifndef MAILFS_FS_H
 #define MAILFS_FS_H
