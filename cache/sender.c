@@ -38,7 +38,7 @@ struct sender {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	bool stop, kick;
+	bool stop, kick, retry_all;
 	struct sender_status st;
 	char *password; /* cached after the first successful lookup; wiped at stop */
 	char sent_raw[1024]; /* the Sent folder's server name, once found */
@@ -589,9 +589,14 @@ run(void *arg)
 		return NULL;
 	}
 	int64_t copy_retry = 0;
-	if (outbox_retry_all_now(ob, s->acct->name) < 0)
-		set_error(s, outbox_errmsg(ob));
+	s->retry_all = true; /* a restart is a retry */
 	while (!stopping(s)) {
+		pthread_mutex_lock(&s->mu);
+		bool all = s->retry_all;
+		s->retry_all = false;
+		pthread_mutex_unlock(&s->mu);
+		if (all && outbox_retry_all_now(ob, s->acct->name) < 0)
+			set_error(s, outbox_errmsg(ob));
 		send_due(s, ob);
 		int64_t now = time(NULL);
 		unsigned qd = 0, fd = 0, sp = 0;
@@ -656,6 +661,18 @@ sender_kick(struct sender *s)
 	if (s == NULL)
 		return;
 	pthread_mutex_lock(&s->mu);
+	s->kick = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+sender_retry_all(struct sender *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->retry_all = true;
 	s->kick = true;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->mu);

@@ -51,6 +51,8 @@ struct sender *sender_start(const struct cfg_account *acct, const char *cache_di
 			    size_t errlen);
 /* Look at the queue now (a message was queued, or the user asked for a retry). */
 void sender_kick(struct sender *s);
+/* The network is back: every waiting message is due now, whatever its backoff said. */
+void sender_retry_all(struct sender *s);
 void sender_get_status(struct sender *s, struct sender_status *r);
 /* Stop the thread (a message being sent finishes or times out) and free; *s = NULL. */
 void sender_stop(struct sender **s);

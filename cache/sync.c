@@ -1108,9 +1108,12 @@ sync_main(void *arg)
 		if (p.condstore)
 			(void)imap_enable(p.c, "CONDSTORE");
 		pthread_mutex_lock(&s->mu);
+		bool was_offline = s->known_offline;
 		s->st.online = true;
 		s->known_offline = false;
 		pthread_mutex_unlock(&s->mu);
+		if (was_offline && s->hooks.back_online)
+			s->hooks.back_online(s->hctx, s->account_id);
 		for (;;) {
 			if (do_pass(&p) < 0)
 				break;

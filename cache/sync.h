@@ -34,6 +34,8 @@ struct sync_hooks {
 	void (*msg_changed)(void *ctx, int64_t msg_id);
 	/* A folder disappeared (its messages and sub-folders too). */
 	void (*folder_removed)(void *ctx, int64_t parent_id, int64_t folder_id, const char *name);
+	/* The server answers again after the account was offline (the network is back). */
+	void (*back_online)(void *ctx, int64_t account_id);
 };
 
 struct sync_status {

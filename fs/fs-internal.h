@@ -43,6 +43,7 @@ enum obx_kind {
 	OBX_FILE = 3,      /* outbox/NAME (being written or queued); value: row id */
 	OBX_FAILED = 4,    /* outbox/failed/NAME; value: row id */
 	OBX_ERROR = 5,     /* outbox/failed/NAME.error; value: row id */
+	OBX_SCRATCH = 6,   /* outbox/.NAME, a scratch file; value: serial (fs/outbox.c) */
 };
 
 static inline uint64_t
@@ -115,6 +116,8 @@ bool obx_flush(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_i
 bool obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 bool obx_setattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		 struct fuse_file_info *fi);
+bool obx_rename(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name,
+		fuse_ino_t newparent, const char *newname, unsigned flags);
 bool obx_unlink(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name);
 bool obx_getxattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 bool obx_listxattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size);

@@ -666,12 +666,9 @@ static void
 mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	   const char *newname, unsigned int flags)
 {
-	(void)name;
-	(void)newname;
-	(void)flags;
-	uint64_t v;
-	bool obx = obx_kind(parent, &v) != OBX_NONE || obx_kind(newparent, &v) != OBX_NONE;
-	fuse_reply_err(req, obx ? EPERM : EROFS);
+	if (obx_rename(fuse_req_userdata(req), req, parent, name, newparent, newname, flags))
+		return;
+	fuse_reply_err(req, EROFS);
 }
 
 static void
@@ -778,6 +775,15 @@ hook_folder_removed(void *ctx, int64_t parent_id, int64_t folder_id, const char 
 	(void)folder_id;
 }
 
+/* The account's server answers again: mail waiting in its outbox goes now. */
+static void
+hook_back_online(void *ctx, int64_t account_id)
+{
+	struct account *a = account_of(ctx, account_id);
+	if (a != NULL)
+		sender_retry_all(a->sender);
+}
+
 static const struct sender_hooks sender_hooks = {
 	.outbox_changed = obx_changed,
 };
@@ -787,6 +793,7 @@ static const struct sync_hooks hooks = {
 	.msg_removed = hook_msg_removed,
 	.msg_changed = hook_msg_changed,
 	.folder_removed = hook_folder_removed,
+	.back_online = hook_back_online,
 };
 
 /* ---- .status ------------------------------------------------------------------------- */

@@ -9,6 +9,10 @@
  *   rm NAME          a queued message is cancelled (EBUSY while it is being sent);
  *   touch NAME       retry now (a waiting message's next try is moved to now);
  *   failed/NAME, failed/NAME.error   what was refused and why; rm removes them.
+ * Names starting with "." (editor swap files, rsync's temporaries) are scratch files: kept in
+ * memory and a scratch file only, never queued, gone at unmount; renaming one to a name
+ * without the dot queues it then, and the rename reports what close would have (0, EINVAL,
+ * EIO). So `rsync msg.eml outbox/` and editors work.
  * Everything here has zero entry and attribute timeouts: the sender changes these
  * directories behind the kernel's back, and they are small.
  *
@@ -31,6 +35,8 @@
 
 #define MAX_WRITE_SIZE (UINT64_C(1000) * 1000 * 1000)
 #define LIST_PAGE 64
+/* readdir offsets of scratch files: after every queue row (4 + 2 * id). */
+#define SCRATCH_OFF (UINT64_C(1) << 60)
 
 /* A file being written in outbox/ (one per CREATE; fi->fh points to it). */
 struct writer {
@@ -43,14 +49,44 @@ struct writer {
 	bool done;       /* submitted (or cancelled): later writes are refused */
 	int result;      /* of the submission: 0 or an errno for every later flush */
 	pthread_mutex_t mu;
+	/* Scratch files (dot names) only: */
+	bool scratch;
+	uint64_t serial; /* inode value (OBX_SCRATCH) */
+	char name[OUTBOX_NAME_MAX + 1];
+	unsigned opens;  /* handles from CREATE not released yet */
+	bool removed;    /* unlinked or renamed away: freed when opens drops to 0 */
 };
+
+static _Atomic uint64_t scratch_serial;
+
+static void
+writer_free(struct writer *w)
+{
+	close(w->fd);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+/* The scratch file NAME of account acc, or by serial (name NULL). */
+static struct writer *
+scratch_find(struct mfs *m, size_t acc, const char *name, uint64_t serial)
+{
+	pthread_mutex_lock(&m->writers_mu);
+	struct writer *w = m->writers;
+	for (; w != NULL; w = w->next)
+		if (w->scratch && !w->removed &&
+		    (name ? w->acc == acc && strcmp(w->name, name) == 0 : w->serial == serial))
+			break;
+	pthread_mutex_unlock(&m->writers_mu);
+	return w;
+}
 
 static struct writer *
 writer_find(struct mfs *m, int64_t id)
 {
 	pthread_mutex_lock(&m->writers_mu);
 	struct writer *w = m->writers;
-	while (w != NULL && w->id != id)
+	while (w != NULL && (w->scratch || w->id != id))
 		w = w->next;
 	pthread_mutex_unlock(&m->writers_mu);
 	return w;
@@ -108,6 +144,15 @@ obx_attr(struct mfs *m, uint64_t ino, struct stat *st)
 	}
 	if (k == OBX_NONE)
 		return ENOENT;
+	if (k == OBX_SCRATCH) {
+		struct writer *sw = scratch_find(m, 0, NULL, v);
+		if (sw == NULL)
+			return ENOENT;
+		pthread_mutex_lock(&sw->mu);
+		file_attr(m, ino, sw->size, sw->mtime, st);
+		pthread_mutex_unlock(&sw->mu);
+		return 0;
+	}
 	struct writer *w = k == OBX_FILE ? writer_find(m, (int64_t)v) : NULL;
 	if (w != NULL) {
 		pthread_mutex_lock(&w->mu);
@@ -186,6 +231,14 @@ obx_lookup(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (k == OBX_DIR) {
 		if (strcmp(name, "failed") == 0) {
 			reply_entry(m, req, obx_ino(OBX_FAILED_DIR, v));
+			return true;
+		}
+		if (name[0] == '.') {
+			struct writer *sw = scratch_find(m, v, name, 0);
+			if (sw == NULL)
+				fuse_reply_err(req, ENOENT);
+			else
+				reply_entry(m, req, obx_ino(OBX_SCRATCH, sw->serial));
 			return true;
 		}
 		int r = outbox_lookup(ob, acct, false, name, &it);
@@ -293,7 +346,7 @@ obx_readdir(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	/* Resume at the row of the last offset returned; entries at or below it are skipped. */
 	int64_t after = o >= 6 ? (int64_t)((o - 4) / 2) - 1 : 0;
 	const char *acct = m->acc[v].cfg->name;
-	while (!full) {
+	while (!full && o < SCRATCH_OFF) {
 		int n = outbox_list(ob, acct, k == OBX_FAILED_DIR, after, items, LIST_PAGE);
 		if (n < 0) {
 			free(b.data);
@@ -323,6 +376,28 @@ obx_readdir(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		if (n < LIST_PAGE)
 			break;
 		after = items[n - 1].id;
+	}
+	if (k == OBX_DIR && !full) {
+		/* Scratch files, by serial (the list is newest first: walk it for each). */
+		uint64_t last = o > SCRATCH_OFF ? o - SCRATCH_OFF : 0;
+		for (;;) {
+			struct writer *next = NULL;
+			pthread_mutex_lock(&m->writers_mu);
+			for (struct writer *w = m->writers; w != NULL; w = w->next)
+				if (w->scratch && !w->removed && w->acc == v && w->serial > last &&
+				    (next == NULL || w->serial < next->serial))
+					next = w;
+			char name[OUTBOX_NAME_MAX + 1];
+			uint64_t serial = next ? next->serial : 0;
+			if (next != NULL)
+				snprintf(name, sizeof(name), "%s", next->name);
+			pthread_mutex_unlock(&m->writers_mu);
+			if (next == NULL || obx_attr(m, obx_ino(OBX_SCRATCH, serial), &st) != 0)
+				break;
+			if (!add(req, &b, size, plus, name, &st, (off_t)(SCRATCH_OFF + serial)))
+				break;
+			last = serial;
+		}
 	}
 	fuse_reply_buf(req, b.data, b.len);
 	free(b.data);
@@ -354,7 +429,14 @@ obx_read(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	size_t got = 0;
 	int r = 0;
-	struct writer *w = k == OBX_FILE ? writer_find(m, (int64_t)v) : NULL;
+	struct writer *w = k == OBX_FILE      ? writer_find(m, (int64_t)v)
+			   : k == OBX_SCRATCH ? scratch_find(m, 0, NULL, v)
+					      : NULL;
+	if (k == OBX_SCRATCH && w == NULL) {
+		free(data);
+		fuse_reply_err(req, ENOENT);
+		return true;
+	}
 	if (w != NULL && !w->done) {
 		ssize_t n = pread(w->fd, data, size, off);
 		r = n < 0 ? -1 : 0;
@@ -439,7 +521,18 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	w->acc = v;
 	w->mtime = time(NULL);
 	pthread_mutex_init(&w->mu, NULL);
-	int r = outbox_create(ob, m->acc[v].cfg->name, name, w->mtime, &w->id);
+	if (name[0] == '.') {
+		w->scratch = true;
+		w->serial = ++scratch_serial;
+		w->opens = 1;
+		snprintf(w->name, sizeof(w->name), "%s", name);
+		if (scratch_find(m, v, name, 0) != NULL) {
+			writer_free(w);
+			fuse_reply_err(req, EEXIST);
+			return true;
+		}
+	}
+	int r = w->scratch ? 0 : outbox_create(ob, m->acc[v].cfg->name, name, w->mtime, &w->id);
 	if (r != 0) {
 		if (r < 0)
 			log_error("outbox: %s", outbox_errmsg(ob));
@@ -455,17 +548,16 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	pthread_mutex_unlock(&m->writers_mu);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
-	e.ino = obx_ino(OBX_FILE, (uint64_t)w->id);
+	e.ino = w->scratch ? obx_ino(OBX_SCRATCH, w->serial) : obx_ino(OBX_FILE, (uint64_t)w->id);
 	file_attr(m, e.ino, 0, w->mtime, &e.attr);
 	fi->fh = (uint64_t)(uintptr_t)w;
 	fi->direct_io = 1; /* what is read back comes from the scratch file or the queue */
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* The creating process went away: nothing was promised. */
 		writer_remove(m, w);
-		outbox_delete(ob, w->id);
-		close(w->fd);
-		pthread_mutex_destroy(&w->mu);
-		free(w);
+		if (!w->scratch)
+			outbox_delete(ob, w->id);
+		writer_free(w);
 	}
 	return true;
 }
@@ -476,7 +568,10 @@ writer_of(struct mfs *m, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi != NULL && fi->fh != 0)
 		return (struct writer *)(uintptr_t)fi->fh;
 	uint64_t v;
-	return obx_kind(ino, &v) == OBX_FILE ? writer_find(m, (int64_t)v) : NULL;
+	enum obx_kind k = obx_kind(ino, &v);
+	return k == OBX_FILE	  ? writer_find(m, (int64_t)v)
+	       : k == OBX_SCRATCH ? scratch_find(m, 0, NULL, v)
+				  : NULL;
 }
 
 bool
@@ -549,9 +644,14 @@ bool
 obx_flush(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	uint64_t v;
-	if (obx_kind(ino, &v) != OBX_FILE || fi == NULL || fi->fh == 0)
+	enum obx_kind k = obx_kind(ino, &v);
+	if ((k != OBX_FILE && k != OBX_SCRATCH) || fi == NULL || fi->fh == 0)
 		return false;
 	struct writer *w = (struct writer *)(uintptr_t)fi->fh;
+	if (w->scratch) {
+		fuse_reply_err(req, 0); /* queued only when renamed */
+		return true;
+	}
 	pthread_mutex_lock(&w->mu);
 	int r = submit(m, w);
 	pthread_mutex_unlock(&w->mu);
@@ -565,9 +665,20 @@ bool
 obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	uint64_t v;
-	if (obx_kind(ino, &v) != OBX_FILE || fi == NULL || fi->fh == 0)
+	enum obx_kind k = obx_kind(ino, &v);
+	if ((k != OBX_FILE && k != OBX_SCRATCH) || fi == NULL || fi->fh == 0)
 		return false;
 	struct writer *w = (struct writer *)(uintptr_t)fi->fh;
+	if (w->scratch) {
+		/* Kept until renamed or removed; freed here if that already happened. */
+		pthread_mutex_lock(&m->writers_mu);
+		bool free_it = --w->opens == 0 && w->removed;
+		pthread_mutex_unlock(&m->writers_mu);
+		if (free_it)
+			writer_free(w);
+		fuse_reply_err(req, 0);
+		return true;
+	}
 	pthread_mutex_lock(&w->mu);
 	if (!w->done && submit(m, w) == EIO) {
 		/* Never acknowledged to anyone: drop the row rather than leave it WRITING. */
@@ -577,10 +688,92 @@ obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	}
 	pthread_mutex_unlock(&w->mu);
 	writer_remove(m, w);
-	close(w->fd);
-	pthread_mutex_destroy(&w->mu);
-	free(w);
+	writer_free(w);
 	fuse_reply_err(req, 0);
+	return true;
+}
+
+/* Take a scratch file out of the listing; it is freed now or at its last release. */
+static void
+scratch_drop(struct mfs *m, struct writer *w)
+{
+	pthread_mutex_lock(&m->writers_mu);
+	w->removed = true;
+	bool free_it = w->opens == 0;
+	pthread_mutex_unlock(&m->writers_mu);
+	if (free_it) {
+		writer_remove(m, w);
+		writer_free(w);
+	}
+}
+
+bool
+obx_rename(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name,
+	   fuse_ino_t newparent, const char *newname, unsigned flags)
+{
+	uint64_t v = 0, nv = 0;
+	enum obx_kind k = obx_kind(parent, &v), nk = obx_kind(newparent, &nv);
+	if (k == OBX_NONE && nk == OBX_NONE)
+		return false;
+	if (k == OBX_NONE) {
+		/* Into the outbox from a folder: EXDEV makes mv copy, which queues it. */
+		fuse_reply_err(req, EXDEV);
+		return true;
+	}
+	struct writer *w = k == OBX_DIR && v < m->nacc ? scratch_find(m, v, name, 0) : NULL;
+	/* Only a scratch file renamed within its outbox; the rest is fixed for now. */
+	if (w == NULL || nk != OBX_DIR || nv != v || strcmp(newname, "failed") == 0 ||
+	    (flags & RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EPERM);
+		return true;
+	}
+	if (strlen(newname) > OUTBOX_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return true;
+	}
+	if (newname[0] == '.') {
+		struct writer *old = scratch_find(m, v, newname, 0);
+		if (old != NULL && (flags & RENAME_NOREPLACE)) {
+			fuse_reply_err(req, EEXIST);
+			return true;
+		}
+		if (old != NULL && old != w)
+			scratch_drop(m, old);
+		pthread_mutex_lock(&m->writers_mu);
+		snprintf(w->name, sizeof(w->name), "%s", newname);
+		pthread_mutex_unlock(&m->writers_mu);
+		fuse_reply_err(req, 0);
+		return true;
+	}
+	/* It may still be open: RELEASE comes after close() returned, asynchronously. What was
+	 * written when it is renamed is what is queued. */
+	struct outbox *ob = thread_outbox(m);
+	if (ob == NULL) {
+		fuse_reply_err(req, EIO);
+		return true;
+	}
+	/* Queue it under the new name, as a close would have. */
+	struct account *a = &m->acc[v];
+	int64_t id;
+	int r = outbox_create(ob, a->cfg->name, newname, w->mtime, &id);
+	if (r != 0) {
+		fuse_reply_err(req, r < 0 ? EIO : EEXIST);
+		return true;
+	}
+	char why[600] = "";
+	r = outbox_submit(ob, id, a->cfg, w->fd, w->size, w->mtime, why, sizeof(why));
+	if (r < 0) {
+		log_error("outbox: account %s: %s", a->cfg->name, outbox_errmsg(ob));
+		outbox_delete(ob, id);
+		fuse_reply_err(req, EIO);
+		return true;
+	}
+	scratch_drop(m, w);
+	if (r == 1)
+		log_warn("outbox: account %s: not sent: %s", a->cfg->name, why);
+	sender_kick(a->sender);
+	fuse_reply_err(req, r == 0 ? 0 : EINVAL);
+	obx_changed(m, a->cfg->name);
 	return true;
 }
 
@@ -597,7 +790,11 @@ obx_setattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct stat *attr, in
 		fuse_reply_err(req, EIO);
 		return true;
 	}
-	struct writer *w = k == OBX_FILE ? writer_of(m, ino, fi) : NULL;
+	struct writer *w = k == OBX_FILE || k == OBX_SCRATCH ? writer_of(m, ino, fi) : NULL;
+	if (k == OBX_SCRATCH && w == NULL) {
+		fuse_reply_err(req, ENOENT);
+		return true;
+	}
 	int err = 0;
 	int64_t mtime = -1;
 	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
@@ -681,6 +878,13 @@ obx_unlink(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (k == OBX_DIR) {
 		if (strcmp(name, "failed") == 0) {
 			fuse_reply_err(req, EISDIR);
+			return true;
+		}
+		if (name[0] == '.') {
+			struct writer *sw = scratch_find(m, v, name, 0);
+			if (sw != NULL)
+				scratch_drop(m, sw);
+			fuse_reply_err(req, sw != NULL ? 0 : ENOENT);
 			return true;
 		}
 		r = outbox_lookup(ob, acct, false, name, &it);

@@ -173,6 +173,20 @@ else
 	bad "CRLF message: ${f:-not delivered}"
 fi
 
+# --- 2b. rsync into the outbox (a dot-named temporary renamed into place), scratch files ----
+id3=rsync-$tag@e2e.test
+msg "$work/rsynced.eml" "$id3" 'bob@example.test' '' $'sent with rsync\n'
+check "rsync -a into outbox/ succeeds" rsync -a "$work/rsynced.eml" "$outbox/"
+check "the rsynced message is delivered" wait_count "$bob_inbox" "$id3" 1 20
+printf 'swap file junk' >"$outbox/.scratch.swp"
+check "a dot-file is a scratch file: listed" sh -c "ls -a '$outbox' | grep -qx .scratch.swp"
+check "a scratch file reads back" grep -qx 'swap file junk' "$outbox/.scratch.swp"
+check "rm of a scratch file" rm "$outbox/.scratch.swp"
+check "it is gone, and nothing failed" test ! -e "$outbox/.scratch.swp" -a ! -e "$outbox/failed/.scratch.swp"
+printf 'not a message\n' >"$work/nomsg.eml"
+if rsync "$work/nomsg.eml" "$outbox/" 2>/dev/null; then bad "rsync of a non-message succeeded"; else ok "rsync of a non-message fails (EINVAL at rename)"; fi
+check "the rsynced non-message is in failed/" test -e "$outbox/failed/nomsg.eml" -a -e "$outbox/failed/nomsg.eml.error"
+
 # --- 3. not a message: close() fails with EINVAL, the file is in failed/ with the reason ----
 printf 'Subject: nobody\n\nno recipients here\n' >"$work/norcpt.eml"
 if err=$(cp "$work/norcpt.eml" "$outbox/" 2>&1); then
