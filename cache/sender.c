@@ -27,6 +27,8 @@
 #define READ_CHUNK (64 * 1024)
 #define BACKOFF_FIRST 30
 #define BACKOFF_MAX (30 * 60)
+/* How long an idle SMTP session waits for more mail before QUIT. */
+#define LINGER_S 2
 
 struct sender {
 	const struct cfg_account *acct;
@@ -382,6 +384,23 @@ send_one(struct sender *s, struct outbox *ob, struct smtp *c, const struct outbo
 	return usable;
 }
 
+/* Wait up to `seconds` for a kick (more mail queued): true if one came. */
+static bool
+linger(struct sender *s, int seconds)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += seconds;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop && !s->kick)
+		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	bool kicked = s->kick && !s->stop;
+	s->kick = false;
+	pthread_mutex_unlock(&s->mu);
+	return kicked;
+}
+
 /* Everything due now, over one session (a new one if the server drops it). */
 static void
 send_due(struct sender *s, struct outbox *ob)
@@ -392,8 +411,13 @@ send_due(struct sender *s, struct outbox *ob)
 	struct smtp *c = NULL;
 	while (!stopping(s)) {
 		int n = outbox_due(ob, s->acct->name, false, time(NULL), items, BATCH);
-		if (n <= 0)
+		if (n < 0)
 			break;
+		/* Queue empty: keep the session a moment for what is still being copied in. */
+		if (n == 0 && (c == NULL || !linger(s, LINGER_S)))
+			break;
+		if (n == 0)
+			continue;
 		if (c == NULL) {
 			char err[700];
 			bool config_error;
@@ -520,60 +544,68 @@ find_sent(struct sender *s, struct imap *c, char *err, size_t errlen)
 	return 0;
 }
 
-static ssize_t
-read_for_imap(void *ctx, char *buf, size_t len)
-{
-	return read_message(ctx, buf, len);
-}
-
-static void
+/* Append to Sent what was sent, in batches over one IMAP session. 0 when every copy due
+ * was made, -1 when some must wait (server away, or an APPEND refused). */
+static int
 copy_sent(struct sender *s, struct outbox *ob)
 {
 	struct outbox_item *items = calloc(BATCH, sizeof(*items));
 	if (items == NULL)
-		return;
-	int n = outbox_due(ob, s->acct->name, true, 0, items, BATCH);
-	if (n <= 0 || !s->acct->imap.set) {
-		for (int i = 0; i < n; i++)
-			outbox_copied(ob, items[i].id);
-		free(items);
-		return;
-	}
-	char err[700];
-	struct imap *c = imap_session(s, err, sizeof(err));
-	if (c == NULL || find_sent(s, c, err, sizeof(err)) < 0) {
-		set_error(s, err);
-		imap_close(&c);
-		free(items);
-		return;
-	}
-	for (int i = 0; i < n && !stopping(s); i++) {
-		struct outbox_send snd;
-		if (outbox_load_send(ob, items[i].id, &snd) != 0)
-			continue;
-		struct reader rd;
-		if (reader_init(&rd, ob, items[i].id, &snd) == 0) {
-			enum imap_err e = imap_append(c, s->sent_raw, "\\Seen", snd.send_size,
-						      read_for_imap, &rd, NULL);
-			if (e == IMAP_OK) {
-				outbox_copied(ob, items[i].id);
-				pthread_mutex_lock(&s->mu);
-				s->st.copies++;
-				pthread_mutex_unlock(&s->mu);
-			} else {
-				char msg[800];
-				snprintf(msg, sizeof(msg), "copy to Sent: %s", imap_errmsg(c));
-				set_error(s, msg);
-				if (e != IMAP_ERR_NO && e != IMAP_ERR_BAD)
-					i = n; /* the session is gone: later */
-			}
-			reader_free(&rd);
+		return -1;
+	struct imap *c = NULL;
+	int ret = 0;
+	while (!stopping(s) && ret == 0) {
+		int n = outbox_due(ob, s->acct->name, true, 0, items, BATCH);
+		if (n <= 0) {
+			ret = n < 0 ? -1 : 0;
+			break;
 		}
-		outbox_send_free(&snd);
+		if (!s->acct->imap.set) { /* nowhere to copy to */
+			for (int i = 0; i < n; i++)
+				outbox_copied(ob, items[i].id);
+			continue;
+		}
+		char err[700];
+		if (c == NULL) {
+			c = imap_session(s, err, sizeof(err));
+			if (c == NULL || find_sent(s, c, err, sizeof(err)) < 0) {
+				set_error(s, err);
+				ret = -1;
+				break;
+			}
+		}
+		for (int i = 0; i < n && !stopping(s) && ret == 0; i++) {
+			struct outbox_send snd;
+			if (outbox_load_send(ob, items[i].id, &snd) != 0) {
+				ret = -1;
+				break;
+			}
+			struct reader rd;
+			if (reader_init(&rd, ob, items[i].id, &snd) == 0) {
+				enum imap_err e = imap_append(c, s->sent_raw, "\\Seen", snd.send_size,
+							      read_message, &rd, NULL);
+				if (e == IMAP_OK && outbox_copied(ob, items[i].id) == 0) {
+					pthread_mutex_lock(&s->mu);
+					s->st.copies++;
+					pthread_mutex_unlock(&s->mu);
+				} else {
+					char msg[800];
+					snprintf(msg, sizeof(msg), "copy to Sent: %s",
+						 e == IMAP_OK ? outbox_errmsg(ob) : imap_errmsg(c));
+					set_error(s, msg);
+					ret = -1; /* the rest waits for the next round */
+				}
+				reader_free(&rd);
+			} else {
+				ret = -1;
+			}
+			outbox_send_free(&snd);
+		}
 	}
 	imap_close(&c);
 	free(items);
 	changed(s);
+	return ret;
 }
 
 /* ---- the thread ----------------------------------------------------------------------- */
@@ -601,11 +633,8 @@ run(void *arg)
 		int64_t now = time(NULL);
 		unsigned qd = 0, fd = 0, sp = 0;
 		if (outbox_counts(ob, s->acct->name, &qd, &fd, &sp) == 0 && sp > 0 &&
-		    now >= copy_retry) {
-			copy_sent(s, ob);
-			outbox_counts(ob, s->acct->name, &qd, &fd, &sp);
-			copy_retry = sp > 0 ? now + 60 : 0;
-		}
+		    now >= copy_retry)
+			copy_retry = copy_sent(s, ob) < 0 ? now + 60 : 0;
 		/* Sleep until the next retry, a kick, or a minute (Sent copies). */
 		int64_t next = now + 60, t;
 		if (outbox_next_try(ob, s->acct->name, &t) == 0 && t < next)

@@ -1033,9 +1033,11 @@ obx_status(struct mfs *m, size_t acc, struct buf *b)
 		   "outbox_failed    = %u\n"
 		   "outbox_sending   = %s\n"
 		   "sent             = %llu\n"
+		   "smtp_sessions    = %llu\n"
 		   "sent_copies_due  = %u\n"
 		   "smtp             = %s\n"
 		   "smtp_last_error  = %s\n",
-		   queued, failed, ss.current_id ? "yes" : "no", (unsigned long long)ss.sent, copies,
+		   queued, failed, ss.current_id ? "yes" : "no", (unsigned long long)ss.sent,
+		   (unsigned long long)ss.sessions, copies,
 		   ss.online ? "ok" : "unreachable", ss.last_error[0] ? ss.last_error : "none");
 }
