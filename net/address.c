@@ -34,7 +34,7 @@ enum tok_kind {
 struct tok {
 	enum tok_kind kind;
 	size_t off, end;
-	char ch;      /* TOK_SPECIAL */
+	char ch;        /* TOK_SPECIAL */
 	bool ws_before; /* white space or a comment right before it */
 };
 
@@ -62,8 +62,7 @@ struct phrase {
 	bool last_word;
 };
 
-static int __attribute__((format(printf, 2, 3)))
-fail(struct parser *p, const char *fmt, ...)
+static int __attribute__((format(printf, 2, 3))) fail(struct parser *p, const char *fmt, ...)
 {
 	if (p->errlen > 0) {
 		va_list ap;
@@ -315,10 +314,61 @@ append_unquoted(const char *in, size_t off, size_t end, struct buf *b)
 	return 0;
 }
 
-/* Shown in messages: the raw text in[a..b), cut to 60 bytes. */
+/* The input text in[a..b) made fit for a one-line message: cut after about `max` bytes
+ * (with "..."), line breaks dropped, HTAB as SP, bytes outside valid UTF-8 as "?". */
 #define SHOW_MAX 60
-#define SHOW(p, a, b) (int)((b) - (a) > SHOW_MAX ? SHOW_MAX : (b) - (a)), (p)->in + (a), \
-		      ((b) - (a) > SHOW_MAX ? "..." : "")
+struct shown {
+	char s[SHOW_MAX + 8];
+};
+
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k = s[0] >= 0xC2 && s[0] <= 0xDF   ? 2
+		   : (s[0] & 0xF0) == 0xE0        ? 3
+		   : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4
+						  : 0;
+	if (k == 0 || k > n)
+		return 0;
+	for (size_t j = 1; j < k; j++)
+		if ((s[j] & 0xC0) != 0x80)
+			return 0;
+	/* overlong 3- and 4-byte forms, surrogates, beyond U+10FFFF */
+	if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) ||
+	    (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+		return 0;
+	return k;
+}
+
+static const char *
+show(const struct parser *p, size_t a, size_t b, size_t max, struct shown *sh)
+{
+	const unsigned char *in = (const unsigned char *)p->in;
+	size_t o = 0;
+
+	if (max > SHOW_MAX)
+		max = SHOW_MAX;
+	while (a < b) {
+		size_t k = in[a] < 0x80 ? 1 : utf8_seq(in + a, b - a);
+		if (o + (k ? k : 1) > max) {
+			memcpy(sh->s + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (in[a] == '\r' || in[a] == '\n') {
+			a++;
+		} else if (k == 0 || in[a] < 32 || in[a] == 127) {
+			sh->s[o++] = in[a] == '\t' ? ' ' : '?';
+			a++;
+		} else {
+			memcpy(sh->s + o, in + a, k);
+			o += k;
+			a += k;
+		}
+	}
+	sh->s[o] = '\0';
+	return sh->s;
+}
 
 static void
 trim_raw(const struct parser *p, size_t *a, size_t *b)
@@ -434,8 +484,9 @@ put_local(struct parser *p, const struct phrase *ph)
 
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 32 || s[i] == 127)
-			return fail(p, "control character in the local part of '%.*s%s' at "
-				       "offset %zu", SHOW(p, ph->start, ph->end), ph->start);
+			return fail(p, "control character in the local part of '%s' at offset %zu",
+				    show(p, ph->start, ph->end, SHOW_MAX, &(struct shown){0}),
+				    ph->start);
 	if (is_dot_atom(s, n))
 		return buf_append(&p->text, s, n) < 0 ? nomem(p) : 0;
 	if (buf_append(&p->text, "\"", 1) < 0)
@@ -470,7 +521,8 @@ parse_domain(struct parser *p, size_t start)
 	if (p->tok.kind != TOK_ATOM) {
 		size_t a = start, b = p->tok.off;
 		trim_raw(p, &a, &b);
-		return fail(p, "address '%.*s%s' has no domain", SHOW(p, a, b));
+		return fail(p, "address '%s' has no domain",
+			    show(p, a, b, SHOW_MAX, &(struct shown){0}));
 	}
 	for (;;) {
 		if (buf_append(&p->text, p->in + p->tok.off, p->tok.end - p->tok.off) < 0)
@@ -483,8 +535,10 @@ parse_domain(struct parser *p, size_t start)
 		if (lex(p) < 0)
 			return -1;
 		if (p->tok.kind != TOK_ATOM)
-			return fail(p, "empty label in the domain of the address at offset %zu "
-				       "(after the '.' at offset %zu)", start, dot);
+			return fail(p,
+				    "empty label in the domain of the address at offset %zu "
+				    "(after the '.' at offset %zu)",
+				    start, dot);
 		if (buf_append(&p->text, ".", 1) < 0)
 			return nomem(p);
 	}
@@ -500,8 +554,10 @@ finish_addr_spec(struct parser *p, const struct phrase *ph, char **name)
 	if (ph->nwords == 0)
 		return fail(p, "address without a local part before the '@' at offset %zu", at);
 	if (ph->adjacent)
-		return fail(p, "unexpected '@' at offset %zu (a display name needs <> around "
-			       "the address)", at);
+		return fail(p,
+			    "unexpected '@' at offset %zu (a display name needs <> around "
+			    "the address)",
+			    at);
 	buf_reset(&p->text);
 	if (put_local(p, ph) < 0)
 		return -1;
@@ -515,8 +571,7 @@ finish_addr_spec(struct parser *p, const struct phrase *ph, char **name)
 	if (!valid_utf8((const unsigned char *)p->text.data, p->text.len))
 		return fail(p, "address at offset %zu is not valid UTF-8", ph->start);
 	if (p->out->n >= ADDR_MAX_COUNT)
-		return fail(p, "more than %d addresses (at offset %zu)", ADDR_MAX_COUNT,
-			    ph->start);
+		return fail(p, "more than %d addresses (at offset %zu)", ADDR_MAX_COUNT, ph->start);
 	if (p->out->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 4;
 		struct addr *v = realloc(p->out->v, cap * sizeof(*v));
@@ -599,16 +654,19 @@ parse_angle(struct parser *p, char **name)
 	} else if (ph.ntoks > 0 && (at_special(p, '>') || p->tok.kind == TOK_END)) {
 		size_t a = ph.start, b = ph.end;
 		trim_raw(p, &a, &b);
-		return fail(p, "address '%.*s%s' has no domain", SHOW(p, a, b));
+		return fail(p, "address '%s' has no domain",
+			    show(p, a, b, SHOW_MAX, &(struct shown){0}));
 	}
 	if (p->tok.kind == TOK_END)
 		return fail(p, "unbalanced '<' at offset %zu", open);
 	if (!at_special(p, '>')) {
 		if (p->tok.kind == TOK_SPECIAL && p->tok.ch == '<')
 			return fail(p, "unbalanced '<' at offset %zu", open);
-		return fail(p, "unexpected '%.*s' at offset %zu in the address that starts at "
-			       "offset %zu", (int)(p->tok.end - p->tok.off > 20 ? 20 :
-			       p->tok.end - p->tok.off), p->in + p->tok.off, p->tok.off, open);
+		return fail(p,
+			    "unexpected '%s' at offset %zu in the address that starts at "
+			    "offset %zu",
+			    show(p, p->tok.off, p->tok.end, 20, &(struct shown){0}), p->tok.off,
+			    open);
 	}
 	return lex(p);
 }
@@ -618,9 +676,8 @@ unexpected(struct parser *p)
 {
 	if (p->tok.kind == TOK_SPECIAL && (p->tok.ch == '>' || p->tok.ch == ']'))
 		return fail(p, "unbalanced '%c' at offset %zu", p->tok.ch, p->tok.off);
-	size_t n = p->tok.end - p->tok.off;
-	return fail(p, "unexpected '%.*s%s' at offset %zu", (int)(n > 20 ? 20 : n),
-		    p->in + p->tok.off, n > 20 ? "..." : "", p->tok.off);
+	return fail(p, "unexpected '%s' at offset %zu",
+		    show(p, p->tok.off, p->tok.end, 20, &(struct shown){0}), p->tok.off);
 }
 
 static int parse_element(struct parser *p, bool in_group);
@@ -672,12 +729,14 @@ parse_element(struct parser *p, bool in_group)
 		if (ph.nwords == 0)
 			return fail(p, "group without a name at offset %zu", p->tok.off);
 		rc = parse_group(p);
-	} else if (p->tok.kind == TOK_END || at_special(p, ',') || (in_group && at_special(p, ';'))) {
+	} else if (p->tok.kind == TOK_END || at_special(p, ',') ||
+		   (in_group && at_special(p, ';'))) {
 		if (ph.ntoks == 0)
 			return 0; /* an empty element: obs-addr-list allows it */
 		size_t a = ph.start, b = ph.end;
 		trim_raw(p, &a, &b);
-		return fail(p, "address '%.*s%s' has no domain", SHOW(p, a, b));
+		return fail(p, "address '%s' has no domain",
+			    show(p, a, b, SHOW_MAX, &(struct shown){0}));
 	} else {
 		return unexpected(p);
 	}

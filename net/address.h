@@ -86,8 +86,7 @@ struct addr_list {
  * receives a NUL-terminated one-line message on EINVAL, e.g. "unbalanced '<' at offset
  * 12", "address 'bob' has no domain".
  * Returns 0, or -1 with errno EINVAL (malformed, see above) or ENOMEM. */
-int addr_list_parse(const char *in, size_t len, struct addr_list *out, char *err,
-		    size_t errlen);
+int addr_list_parse(const char *in, size_t len, struct addr_list *out, char *err, size_t errlen);
 
 /* Release every name and addr of l; l is empty again (v NULL, n 0). */
 void addr_list_free(struct addr_list *l);

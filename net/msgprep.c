@@ -100,8 +100,8 @@ static struct field
 field_at(const char *in, size_t hdr_end, size_t pos)
 {
 	struct line l = line_at(in, hdr_end, pos);
-	struct field f = {.start = pos, .colon = field_colon(in, &l), .vend = l.end,
-			  .next = l.next};
+	struct field f = {
+	    .start = pos, .colon = field_colon(in, &l), .vend = l.end, .next = l.next};
 	f.name_end = f.start;
 	while (is_ftext(in[f.name_end]))
 		f.name_end++;
@@ -120,8 +120,8 @@ field_is(const char *in, const struct field *f, const char *name)
 	return f->name_end - f->start == n && strncasecmp(in + f->start, name, n) == 0;
 }
 
-/* The value of f unfolded (every line ending inside it removed) and trimmed of SP/HTAB,
- * into b. */
+/* The value of f unfolded (every line ending inside it removed), trimmed of SP/HTAB,
+ * with a bare CR made SP, into b. */
 static int
 unfold(const char *in, const struct field *f, struct buf *b)
 {
@@ -138,6 +138,10 @@ unfold(const char *in, const struct field *f, struct buf *b)
 	}
 	if (buf_append(b, "", 0) < 0)
 		return -1;
+	/* a bare CR reads as the SP it is sent as (see emit_field()) */
+	for (char *cr = memchr(b->data, '\r', b->len); cr != NULL;
+	     cr = memchr(cr, '\r', b->len - (size_t)(cr - b->data)))
+		*cr = ' ';
 	size_t s = 0;
 	while (s < b->len && is_wsp(b->data[s]))
 		s++;
@@ -209,8 +213,9 @@ format_date(time_t now, struct buf *out)
 /* The fields msgprep_parse() looks at. */
 enum kind { F_OTHER, F_TO, F_CC, F_BCC, F_FROM, F_DATE, F_MSGID, F_SUBJECT };
 static const char *const kind_names[] = {
-    [F_TO] = "To", [F_CC] = "Cc", [F_BCC] = "Bcc", [F_FROM] = "From",
-    [F_DATE] = "Date", [F_MSGID] = "Message-ID", [F_SUBJECT] = "Subject",
+    [F_TO] = "To",           [F_CC] = "Cc",     [F_BCC] = "Bcc",
+    [F_FROM] = "From",       [F_DATE] = "Date", [F_MSGID] = "Message-ID",
+    [F_SUBJECT] = "Subject",
 };
 
 static enum kind
@@ -256,8 +261,7 @@ add_rcpt(struct prep *p, const char *addr)
 /* Parse the address list in value[0..len) for the field `what`; on EINVAL the message
  * becomes "<what>: <parser message>". */
 static int
-parse_list(struct prep *p, const char *what, const char *value, size_t len,
-	   struct addr_list *l)
+parse_list(struct prep *p, const char *what, const char *value, size_t len, struct addr_list *l)
 {
 	char msg[160];
 	if (addr_list_parse(value, len, l, msg, sizeof(msg)) == 0)
@@ -270,8 +274,8 @@ parse_list(struct prep *p, const char *what, const char *value, size_t len,
 /* Where the header block ends (*hdr_end: just after the last field's line ending) and
  * where the body starts; or -1 with the reason. */
 static int
-find_header_end(struct prep *p, const char *in, size_t len, uint64_t total_len,
-		size_t *hdr_end, uint64_t *body)
+find_header_end(struct prep *p, const char *in, size_t len, uint64_t total_len, size_t *hdr_end,
+		uint64_t *body)
 {
 	size_t pos = 0, size;
 
@@ -301,7 +305,8 @@ find_header_end(struct prep *p, const char *in, size_t len, uint64_t total_len,
 		}
 		if (field_colon(in, &l) == 0 && (pos == 0 || !is_wsp(in[l.start]))) {
 			if (pos == 0)
-				return fail(p->err, p->errlen, "not a message: the file does not "
+				return fail(p->err, p->errlen,
+					    "not a message: the file does not "
 					    "start with a header block");
 			/* not a field: the body starts here (see msgprep.h) */
 			*hdr_end = l.start;
@@ -313,6 +318,14 @@ find_header_end(struct prep *p, const char *in, size_t len, uint64_t total_len,
 	}
 	if (size > MSGPREP_MAX_HEADER)
 		return fail(p->err, p->errlen, "header block larger than 1 MiB");
+	/* SMTP cannot carry a NUL (RFC 5321 §2.3.8 without BINARYMIME), and a header with one
+	 * is most likely a binary file that happens to start like a field */
+	const char *nul = memchr(in, '\0', *hdr_end);
+	if (nul != NULL)
+		return fail(p->err, p->errlen,
+			    "not a message: NUL byte in the header block at "
+			    "offset %zu",
+			    (size_t)(nul - in));
 	return 0;
 }
 
@@ -341,8 +354,8 @@ extract_msgid(const char *v, size_t n)
 }
 
 int
-msgprep_parse(const char *in, size_t len, uint64_t total_len, const char *default_from,
-	      time_t now, const char *unique, struct msgprep *out, char *err, size_t errlen)
+msgprep_parse(const char *in, size_t len, uint64_t total_len, const char *default_from, time_t now,
+	      const char *unique, struct msgprep *out, char *err, size_t errlen)
 {
 	struct prep p = {.out = out, .err = err, .errlen = errlen};
 	struct buf hdr, value;
@@ -356,7 +369,7 @@ msgprep_parse(const char *in, size_t len, uint64_t total_len, const char *defaul
 	if (errlen > 0)
 		err[0] = '\0';
 	buf_init(&hdr, 2 * (size_t)MSGPREP_MAX_HEADER + 2 * MAX_UNIQUE + 1024 +
-			       (default_from != NULL ? strlen(default_from) : 0));
+			   (default_from != NULL ? strlen(default_from) : 0));
 	buf_init(&value, MSGPREP_MAX_HEADER);
 	if (total_len < len)
 		total_len = len;

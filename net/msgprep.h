@@ -88,6 +88,7 @@ struct msgprep {
  * in err (may be NULL when errlen is 0), one of:
  *   "empty file"
  *   "not a message: the file does not start with a header block"
+ *   "not a message: NUL byte in the header block at offset N"
  *   "header block larger than 1 MiB"
  *   "header block incomplete: only N bytes given"   (the caller passed too few bytes)
  *   "no recipient: To, Cc and Bcc are missing or empty"

@@ -60,8 +60,8 @@ ok_n(const char *in, size_t len, const char *want)
 		assert_non_null(strchr(l.v[i].addr, '@'));
 		if (l.v[i].name != NULL) {
 			assert_true(l.v[i].name[0] != '\0');
-			assert_true(valid_utf8((const unsigned char *)l.v[i].name,
-					       strlen(l.v[i].name)));
+			assert_true(
+			    valid_utf8((const unsigned char *)l.v[i].name, strlen(l.v[i].name)));
 		}
 	}
 	free(got);
@@ -172,7 +172,8 @@ test_names(void **state)
 	ok("=?UTF-8?Q?J=C3=B6rg?= <j@x>", "J\xC3\xB6rg <j@x>");
 	ok("=?iso-8859-1?q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>",
 	   "Andr\xC3\xA9 Pirard <PIRARD@vm1.ulg.ac.be>");
-	ok("=?UTF-8?B?SsO2cmc=?= =?UTF-8?B?IE3DvGxsZXI=?= <j@x>", "J\xC3\xB6rg M\xC3\xBCller <j@x>");
+	ok("=?UTF-8?B?SsO2cmc=?= =?UTF-8?B?IE3DvGxsZXI=?= <j@x>",
+	   "J\xC3\xB6rg M\xC3\xBCller <j@x>");
 	ok("\"=?UTF-8?Q?Doe=2C_J=C3=B6rg?=\" <j@x>", "Doe, J\xC3\xB6rg <j@x>");
 	/* raw UTF-8 (RFC 6532) and Latin-1 (read as Windows-1252) */
 	ok("J\xC3\xB6rg <j@x>", "J\xC3\xB6rg <j@x>");
@@ -332,7 +333,20 @@ test_errors(void **state)
 	    {"\"a\x1B\"@b", "control character 0x1B at offset 2"},
 	    {"a@b\r\nc@d", "control character 0x0D at offset 3"},
 	    {"a@b\nc@d", "control character 0x0A at offset 3"},
-	    {"\"a\tb\"@x", "control character in the local part of '\"a\tb\"' at offset 0"},
+	    {"\"a\tb\"@x", "control character in the local part of '\"a b\"' at offset 0"},
+	    {"j\xF6rg", "address 'j?rg' has no domain"},
+	    {"Bob\r\n Smith", "address 'Bob Smith' has no domain"},
+	    {"a@b, 0123456789012345678901234567890123456789012345678901234567890123456789",
+	     "address '012345678901234567890123456789012345678901234567890123456789...' has no "
+	     "domain"},
+	    {"a@b, \xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+	     "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+	     "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9x",
+	     "address "
+	     "'\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+	     "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"
+	     "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9...' "
+	     "has no domain"},
 	    {"a@b c@d", "missing ',' before offset 4"},
 	    {"a@b <c@d>", "missing ',' before offset 4"},
 	    {"Name <a@b> extra", "missing ',' before offset 11"},
@@ -405,8 +419,7 @@ test_limits(void **state)
 	memset(s, 'a', ADDR_MAX_SPEC + 1);
 	memcpy(s + ADDR_MAX_SPEC - 3, "@x.y", 4);
 	assert_int_equal(addr_list_parse(s, ADDR_MAX_SPEC + 1, &l, err, sizeof(err)), -1);
-	snprintf(want, sizeof(want), "address at offset 0 is longer than %d bytes",
-		 ADDR_MAX_SPEC);
+	snprintf(want, sizeof(want), "address at offset 0 is longer than %d bytes", ADDR_MAX_SPEC);
 	assert_string_equal(err, want);
 	free(s);
 

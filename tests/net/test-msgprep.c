@@ -25,8 +25,7 @@ static void
 prep_ok(const char *in, const char *from, struct msgprep *m)
 {
 	char err[200];
-	int rc = msgprep_parse(in, strlen(in), strlen(in), from, NOW, UNIQUE, m, err,
-			       sizeof(err));
+	int rc = msgprep_parse(in, strlen(in), strlen(in), from, NOW, UNIQUE, m, err, sizeof(err));
 	if (rc != 0)
 		print_error("msgprep_parse: %s\n", err);
 	assert_int_equal(rc, 0);
@@ -112,13 +111,14 @@ test_complete_crlf(void **state)
 		      "Message-ID: <1234@example.com>\n"
 		      "\n");
 	assert_string_equal(m.env_from, "alice@example.com");
-	static const char *const r[] = {"bob@example.org", "carol@example.net",
-					"dave@example.org", "eve@example.com"};
+	static const char *const r[] = {"bob@example.org", "carol@example.net", "dave@example.org",
+					"eve@example.com"};
 	rcpts_are(&m, r, 4);
 	assert_int_equal(m.body_offset, strlen(in) - strlen("Hello\r\n"));
 	assert_false(m.smtputf8);
 	assert_string_equal(m.message_id, "<1234@example.com>");
-	assert_string_equal(m.subject, "Gr\xC3\xBC\xC3\x9F" "e");
+	assert_string_equal(m.subject, "Gr\xC3\xBC\xC3\x9F"
+				       "e");
 	msgprep_free(&m);
 	assert_null(m.header);
 	msgprep_free(&m); /* twice is fine */
@@ -148,8 +148,9 @@ test_lf_and_added_fields(void **state)
 	/* a From of its own: Message-ID's domain is the sender's; the day is not padded */
 	char err[200];
 	in = "From: a@Sender.example\nTo: b@x\n";
-	assert_int_equal(msgprep_parse(in, strlen(in), strlen(in), NULL, 978663845, "u.1", &m,
-				       err, sizeof(err)), 0);
+	assert_int_equal(
+	    msgprep_parse(in, strlen(in), strlen(in), NULL, 978663845, "u.1", &m, err, sizeof(err)),
+	    0);
 	header_is(&m, "From: a@Sender.example\nTo: b@x\n"
 		      "Date: Fri, 5 Jan 2001 03:04:05 +0000\n"
 		      "Message-ID: <u.1@Sender.example>\n\n");
@@ -230,8 +231,7 @@ test_dedup_and_folds(void **state)
 			 "\n";
 	struct msgprep m;
 	prep_ok(in, NULL, &m);
-	static const char *const r[] = {"bob@Example.org", "carol@x", "Bob@example.org",
-					"dave@x"};
+	static const char *const r[] = {"bob@Example.org", "carol@x", "Bob@example.org", "dave@x"};
 	rcpts_are(&m, r, 4);
 	/* the folded Cc goes out folded, with CRLF */
 	assert_non_null(strstr(m.header, "Cc: Carol <carol@x>,\r\n \"bob\"@example.org, "
@@ -278,8 +278,8 @@ test_body_offset(void **state)
 	msgprep_free(&m);
 	/* only the first bytes given: the offset is in the whole file */
 	in = "To: b@x\nFrom: a@x\n\nbody...";
-	assert_int_equal(msgprep_parse(in, strlen(in), 1000000, NULL, NOW, UNIQUE, &m, err,
-				       sizeof(err)), 0);
+	assert_int_equal(
+	    msgprep_parse(in, strlen(in), 1000000, NULL, NOW, UNIQUE, &m, err, sizeof(err)), 0);
 	assert_int_equal(m.body_offset, strlen("To: b@x\nFrom: a@x\n\n"));
 	msgprep_free(&m);
 }
@@ -293,6 +293,7 @@ test_header_bytes(void **state)
 	const char *in = "To: b@x\nSubject: a\rb\r\r\nFrom: a@x\n\n";
 	prep_ok(in, NULL, &m);
 	assert_non_null(strstr(m.header, "Subject: a b \r\nFrom: a@x\r\n"));
+	assert_string_equal(m.subject, "a b");
 	for (size_t i = 0; i < m.header_len; i++) {
 		if (m.header[i] == '\n')
 			assert_true(i > 0 && m.header[i - 1] == '\r');
@@ -338,6 +339,8 @@ test_errors(void **state)
 		 "not a message: the file does not start with a header block");
 	prep_bad("\x89PNG\r\n\x1A\n", ACCOUNT,
 		 "not a message: the file does not start with a header block");
+	prep_bad_n("To: b@x\nSubject: a\0b\n\n", 21, 21, ACCOUNT,
+		   "not a message: NUL byte in the header block at offset 18");
 	prep_bad("Subject: x\n\n", ACCOUNT, "no recipient: To, Cc and Bcc are missing or empty");
 	prep_bad("Subject: x\nTo:\nCc: (nobody)\nBcc: undisclosed-recipients:;\n\n", ACCOUNT,
 		 "no recipient: To, Cc and Bcc are missing or empty");
@@ -353,21 +356,27 @@ test_errors(void **state)
 	prep_bad("To: a@x\nFrom: Nobody:;\n\n", ACCOUNT, "From: no address");
 	prep_bad("To: a@x\n\n", "me", "account `from`: address 'me' has no domain");
 	prep_bad("To: a@x\n\n", "List:;", "account `from`: no address");
-	prep_bad("To: a@x\nTo: \"a\rb\"@x\n\n", ACCOUNT, "To: control character 0x0D at offset 2");
+	prep_bad("To: a@x\nTo: \"a\x01"
+		 "b\"@x\n\n",
+		 ACCOUNT, "To: control character 0x01 at offset 2");
 
 	/* the caller's arguments */
 	struct msgprep m;
 	char err[100];
 	const char *in = "To: a@x\n\n";
-	assert_int_equal(msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, NOW, "a b", &m,
-				       err, sizeof(err)), -1);
+	assert_int_equal(
+	    msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, NOW, "a b", &m, err, sizeof(err)),
+	    -1);
 	assert_string_equal(err, "invalid unique string");
-	assert_int_equal(msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, NOW, NULL, &m,
-				       err, sizeof(err)), -1);
-	assert_int_equal(msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, NOW, "a..b", &m,
-				       err, sizeof(err)), -1);
-	assert_int_equal(msgprep_parse(in, strlen(in), strlen(in), ACCOUNT,
-				       (time_t)400000000000LL, UNIQUE, &m, err, sizeof(err)), -1);
+	assert_int_equal(
+	    msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, NOW, NULL, &m, err, sizeof(err)),
+	    -1);
+	assert_int_equal(
+	    msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, NOW, "a..b", &m, err, sizeof(err)),
+	    -1);
+	assert_int_equal(msgprep_parse(in, strlen(in), strlen(in), ACCOUNT, (time_t)400000000000LL,
+				       UNIQUE, &m, err, sizeof(err)),
+			 -1);
 	assert_string_equal(err, "clock out of range");
 	/* too few bytes given */
 	prep_bad_n("To: a@x\nSubject: long", 20, 5000, ACCOUNT,
@@ -414,8 +423,9 @@ test_size_limit(void **state)
 	assert_int_equal(m.body_offset, MSGPREP_MAX_HEADER);
 	msgprep_free(&m);
 	/* the caller passes only MSGPREP_MAX_HEADER + 2 bytes of a bigger file: the same */
-	assert_int_equal(msgprep_parse(s, MSGPREP_MAX_HEADER + 2, 50000000, NULL, NOW, UNIQUE,
-				       &m, err, sizeof(err)), 0);
+	assert_int_equal(msgprep_parse(s, MSGPREP_MAX_HEADER + 2, 50000000, NULL, NOW, UNIQUE, &m,
+				       err, sizeof(err)),
+			 0);
 	assert_int_equal(m.body_offset, MSGPREP_MAX_HEADER);
 	msgprep_free(&m);
 	free(s);
