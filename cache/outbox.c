@@ -444,6 +444,9 @@ outbox_submit(struct outbox *ob, int64_t id, const struct cfg_account *acct, int
 	if (is_msg) {
 		if (measure_body(ob, fd, mp.body_offset, size, &body_sent, &eight) < 0)
 			goto out;
+		/* 8BITMIME covers the whole content: raw UTF-8 in a header counts too. */
+		for (size_t i = 0; i < mp.header_len && !eight; i++)
+			eight = (unsigned char)mp.header[i] >= 0x80;
 		rcpts = join_lines(mp.rcpts, mp.nrcpts);
 		if (rcpts == NULL) {
 			ob_fail(ob, "out of memory");

@@ -46,6 +46,7 @@ check() { # description, command...
 
 cat >"$work/config" <<EOF
 cache_dir = $work/cache
+debug = yes
 [account alice]
 imap = imaps://localhost:$IMAPS
 smtp = smtp://localhost:$SUBMISSION
@@ -286,6 +287,18 @@ for acct in selfsigned wronghost; do
 done
 
 unmount
-if grep -q "$ALICE_PASS" "$work/daemon.log"; then bad "the password is in the log"; else ok "no password in the log"; fi
+# The daemon ran with protocol traces on: AUTH and LOGIN must be redacted.
+plain64=$(printf '\0alice\0%s' "$ALICE_PASS" | base64 -w0)
+pass64=$(printf '%s' "$ALICE_PASS" | base64 -w0)
+if grep -qi "AUTH" "$work/daemon.log" && grep -q "smtp alice" "$work/daemon.log"; then
+	ok "SMTP traces were on"
+else
+	bad "no SMTP trace in the log: the password check below would prove nothing"
+fi
+if grep -qF -e "$ALICE_PASS" -e "$plain64" -e "$pass64" "$work/daemon.log"; then
+	bad "the password is in the log"
+else
+	ok "no password in the traces (plain or base64)"
+fi
 echo "outbox e2e: $failures failure(s)"
 [ "$failures" -eq 0 ]
