@@ -297,6 +297,39 @@ test_large_content_in_pieces(void **state)
 	outbox_close(&ob);
 }
 
+static void
+test_eight_bit(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob();
+	char why[256];
+	int r;
+	/* Raw UTF-8 only in the Subject: still BODY=8BITMIME; none anywhere: no. */
+	int64_t a = put(ob, "h8.eml", "From: a@example.test\nTo: b@example.test\n"
+				      "Subject: Gr\xc3\xbc\xc3\x9fe\n\nplain\n", &r, why, sizeof(why));
+	assert_int_equal(r, 0);
+	int64_t b = put(ob, "b8.eml", "From: a@example.test\nTo: b@example.test\n\n"
+				      "caf\xc3\xa9\n", &r, why, sizeof(why));
+	assert_int_equal(r, 0);
+	int64_t c = put(ob, "a7.eml", "From: a@example.test\nTo: b@example.test\n\nascii\n", &r,
+			why, sizeof(why));
+	assert_int_equal(r, 0);
+	struct outbox_send snd;
+	assert_int_equal(outbox_load_send(ob, a, &snd), 0);
+	assert_true(snd.body_8bit);
+	outbox_send_free(&snd);
+	assert_int_equal(outbox_load_send(ob, b, &snd), 0);
+	assert_true(snd.body_8bit);
+	outbox_send_free(&snd);
+	assert_int_equal(outbox_load_send(ob, c, &snd), 0);
+	assert_false(snd.body_8bit);
+	outbox_send_free(&snd);
+	outbox_delete(ob, a);
+	outbox_delete(ob, b);
+	outbox_delete(ob, c);
+	outbox_close(&ob);
+}
+
 static int
 setup(void **state)
 {
@@ -323,6 +356,7 @@ main(void)
 		cmocka_unit_test(test_recover_and_durability),
 		cmocka_unit_test(test_retry_and_outcomes),
 		cmocka_unit_test(test_large_content_in_pieces),
+		cmocka_unit_test(test_eight_bit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
