@@ -306,7 +306,7 @@ test_eight_bit(void **state)
 	int r;
 	/* Raw UTF-8 only in the Subject: still BODY=8BITMIME; none anywhere: no. */
 	int64_t a = put(ob, "h8.eml", "From: a@example.test\nTo: b@example.test\n"
-				      "Subject: Gr\xc3\xbc\xc3\x9fe\n\nplain\n", &r, why, sizeof(why));
+				      "Subject: Gr\xc3\xbc\xc3\x9f" "e\n\nplain\n", &r, why, sizeof(why));
 	assert_int_equal(r, 0);
 	int64_t b = put(ob, "b8.eml", "From: a@example.test\nTo: b@example.test\n\n"
 				      "caf\xc3\xa9\n", &r, why, sizeof(why));
