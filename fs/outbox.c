@@ -115,6 +115,17 @@ obx_account_of_top(struct mfs *m, int64_t fid)
 	return -1;
 }
 
+/* The account whose outbox `name` in directory `parent` is (its top directory), or -1. */
+static int
+outbox_named(struct mfs *m, fuse_ino_t parent, const char *name)
+{
+	int64_t fid;
+	if (store_ino_kind(parent, &fid) != 1)
+		return -1;
+	int a = obx_account_of_top(m, fid);
+	return a >= 0 && strcmp(name, m->acc[a].cfg->outbox) == 0 ? a : -1;
+}
+
 static void
 file_attr(struct mfs *m, uint64_t ino, uint64_t size, int64_t mtime, struct stat *st)
 {
@@ -208,11 +219,8 @@ obx_lookup(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t v;
 	enum obx_kind k = obx_kind(parent, &v);
 	if (k == OBX_NONE) {
-		int64_t fid;
-		if (store_ino_kind(parent, &fid) != 1)
-			return false;
-		int a = obx_account_of_top(m, fid);
-		if (a < 0 || strcmp(name, m->acc[a].cfg->outbox) != 0)
+		int a = outbox_named(m, parent, name);
+		if (a < 0)
 			return false;
 		reply_entry(m, req, obx_ino(OBX_DIR, (uint64_t)a));
 		return true;
@@ -854,11 +862,7 @@ obx_unlink(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t v;
 	enum obx_kind k = obx_kind(parent, &v);
 	if (k == OBX_NONE) {
-		int64_t fid;
-		if (store_ino_kind(parent, &fid) != 1)
-			return false;
-		int a = obx_account_of_top(m, fid);
-		if (a < 0 || strcmp(name, m->acc[a].cfg->outbox) != 0)
+		if (outbox_named(m, parent, name) < 0)
 			return false;
 		fuse_reply_err(req, EPERM);
 		return true;
