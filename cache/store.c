@@ -20,14 +20,21 @@
  * a sub-folder) and the counters behind store_stats (folders.bodies, folders.body_bytes), so
  * .status costs one pass over the folders, not over the messages.
  *
- * Bodies and transactions. A writer keeps at most BODY_CHUNK bytes in memory and writes them
- * when the buffer is full: a body that fits (most mail) goes in with one INSERT at
- * store_body_end; a larger one gets a zeroblob(size) row on its first flush and is filled
- * with incremental blob writes. Each flush runs in the caller's transaction if one is open,
- * else in its own short BEGIN IMMEDIATE ... COMMIT: in autocommit mode the write lock is held
- * only while a chunk is written, never while the network delivers the next one, so a slow
- * download does not block the other writers (FUSE handlers, the journal) for longer than the
- * busy timeout. has_body becomes 1 in the same transaction as the last bytes.
+ * Bodies and transactions. Bodies live in pack files (cache/pack.h), outside the database:
+ * written once, not twice (WAL, then checkpoint). A handle appends to a pack of its own (its
+ * flock), each body at the next PACK_ALIGN boundary after everything already in the file. A
+ * writer keeps at most BODY_CHUNK bytes in memory and pwrite()s them when the buffer is full;
+ * at store_body_end the row gets the body's place (body_pack, body_off) and has_body = 1, and
+ * packs.used moves past it, in the caller's transaction if one is open, else in a short one of
+ * its own: the write lock is never held while the network delivers the next piece. Bytes
+ * appended by a transaction that never committed are garbage after packs.used (cut by the
+ * sweep at the next start) or before the next body (overwritten, never referenced). A range
+ * a row lets go of (delete, rewrite) is queued in dead_bodies by a trigger in the same
+ * transaction and punched out (fallocate) after the commit: a reader that read the row before
+ * the commit still reads the body, and checks the row again after reading. Packs are never
+ * fsynced: a crash of mailfs loses nothing committed; a crash of the machine can cut a pack
+ * short, and a body whose bytes are missing is then not served (store_body_read answers "not
+ * cached" and the caller asks the server).
  *
  * How callers batch (the sync engine): store_begin(); for each message store_msg_upsert() /
  * store_body_begin(), store_body_write()..., store_body_end(); store_commit() every ~100
@@ -52,12 +59,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/pack.h"
+
 #define STORE_DB_NAME "mailfs.db"
 #define STORE_BUSY_MS 10000
 /* PRAGMA application_id: "mlfs". */
 #define STORE_APP_ID 0x6d6c6673
-/* The most a body writer buffers before writing to the database. */
+/* The most a body writer buffers before writing to its file. */
 #define BODY_CHUNK (256 * 1024)
+/* Dead bodies removed per transaction. */
+#define REAP_BATCH 256
 #define ERR_MAX 512
 
 /* ---- schema ---- */
@@ -125,6 +136,29 @@ static const char *const migrations[] = {
     "  UPDATE folders SET bodies = bodies + new.has_body - old.has_body,"
     "    body_bytes = body_bytes + new.has_body * new.size - old.has_body * old.size"
     "    WHERE id = new.folder_id; END;",
+    /* 2: bodies move to pack files (cache/pack.h): a body is the range body_off, size of
+     * pack body_pack (0: none, or a body of schema 1 still in the bodies table). packs.used
+     * is the end of the last committed body of a pack. A range no longer wanted (the
+     * message deleted, or its body written again) is queued in dead_bodies in the same
+     * transaction, and its blocks are given back after the commit (reap_dead). */
+    "ALTER TABLE messages ADD COLUMN body_pack INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN body_off INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE packs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE dead_bodies ("
+    "  id INTEGER PRIMARY KEY,"
+    "  pack INTEGER NOT NULL,"
+    "  off INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL);"
+    "CREATE TRIGGER messages_ad_body AFTER DELETE ON messages WHEN old.body_pack != 0 BEGIN"
+    "  INSERT INTO dead_bodies(pack, off, size)"
+    "    VALUES (old.body_pack, old.body_off, old.size); END;"
+    "CREATE TRIGGER messages_au_body AFTER UPDATE OF body_pack, body_off ON messages"
+    "  WHEN old.body_pack != 0 AND (new.body_pack != old.body_pack"
+    "    OR new.body_off != old.body_off) BEGIN"
+    "  INSERT INTO dead_bodies(pack, off, size)"
+    "    VALUES (old.body_pack, old.body_off, old.size); END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -180,13 +214,21 @@ static const char *const migrations[] = {
 	X(MSG_DELETE, "DELETE FROM messages WHERE id = ?1")                                        \
 	X(MSG_FINISH, "UPDATE messages SET name = ?2, flags = ?3, modseq = ?4, message_id = ?5, "  \
 		      "internaldate = ?6 WHERE id = ?1")                                           \
-	X(BODY_MSG, "SELECT size, has_body FROM messages WHERE id = ?1")                           \
-	X(BODY_MARK, "UPDATE messages SET size = ?2, has_body = 0 WHERE id = ?1")                  \
-	X(BODY_PUT, "INSERT OR REPLACE INTO bodies(msg_id, data) VALUES (?1, ?2)")                 \
-	X(BODY_DONE, "UPDATE messages SET has_body = 1 WHERE id = ?1 AND size = ?2")               \
+	X(BODY_MSG, "SELECT size, has_body, body_pack, body_off FROM messages WHERE id = ?1")      \
+	X(BODY_MARK, "UPDATE messages SET size = ?2, has_body = 0, body_pack = 0, body_off = 0"    \
+		     " WHERE id = ?1")                                                             \
+	X(BODY_DONE, "UPDATE messages SET has_body = 1, body_pack = ?3, body_off = ?4"             \
+		     " WHERE id = ?1 AND size = ?2")                                               \
 	X(BODY_DROP, "DELETE FROM bodies WHERE msg_id = ?1")                                       \
 	X(BODY_EXISTS, "SELECT 1 FROM bodies WHERE msg_id = ?1")                                   \
 	X(BODY_HAS, "SELECT has_body FROM messages WHERE id = ?1")                                 \
+	X(DEAD_LIST, "SELECT id, pack, off, size FROM dead_bodies ORDER BY id LIMIT ?1")           \
+	X(DEAD_DONE, "DELETE FROM dead_bodies WHERE id = ?1")                                      \
+	X(PACK_LAST, "SELECT id FROM packs ORDER BY id DESC LIMIT 1")                              \
+	X(PACK_USED, "SELECT used FROM packs WHERE id = ?1")                                       \
+	X(PACK_ADD, "INSERT INTO packs(used) VALUES (0) RETURNING id")                             \
+	X(PACK_GROW, "UPDATE packs SET used = max(used, ?2) WHERE id = ?1")                        \
+	X(STATS_FILES, "SELECT sum(body_bytes) FROM folders WHERE kind IN (1, 2)")                 \
 	X(STATS_ALL, "SELECT count(*), sum(messages), sum(bodies), sum(body_bytes) FROM folders"   \
 		     " WHERE kind IN (1, 2)")                                                      \
 	X(STATS_ACCOUNT, "SELECT count(*), sum(messages), sum(bodies), sum(body_bytes)"            \
@@ -201,19 +243,31 @@ struct store {
 	sqlite3 *db;
 	char *path;                     /* CACHE_DIR/mailfs.db */
 	sqlite3_stmt *stmts[ST__COUNT]; /* prepared on first use, reset after each use */
+	int pack_dfd;                   /* CACHE_DIR/bodies (cache/pack.h) */
+	bool reap;                      /* the open transaction may have queued dead bodies */
+	/* The pack this handle appends to (its lock held while wpack_fd is open), and where
+	 * the next body goes. */
+	int64_t wpack;
+	int wpack_fd;
+	uint64_t wpack_end;
+	/* The pack the last read or punch used, kept open for the next. */
+	int64_t rd_pack;
+	int rd_fd;
+	unsigned char *wbuf; /* the writer's buffer (BODY_CHUNK), kept between writers */
+	bool writing;        /* a writer of this handle is not ended yet */
 	char err[ERR_MAX];
 };
 
 struct store_body_writer {
 	struct store *s; /* borrowed */
 	int64_t msg_id;
-	uint64_t size;    /* the body's real size */
-	uint64_t off;     /* bytes received */
-	uint64_t flushed; /* bytes written to the database */
-	bool row;         /* the body row (zeroblob) exists */
+	uint64_t size;  /* the body's real size */
+	uint64_t off;   /* bytes received */
+	int64_t pack;   /* where it goes: pack, from start; pos: where the buffer goes */
+	uint64_t start, pos;
 	bool failed;
-	size_t cap, len; /* buffer capacity (min(size, BODY_CHUNK)) and fill */
-	unsigned char *buf;
+	size_t cap, len;    /* buffer capacity (min(size, BODY_CHUNK)) and fill */
+	unsigned char *buf; /* s->wbuf */
 };
 
 /* ---- errors ---- */
@@ -289,6 +343,10 @@ exec_stmt(struct store *s, sqlite3_stmt *st, const char *what)
 	sqlite3_clear_bindings(st);
 	return ret;
 }
+
+static void reap_dead(struct store *s);
+static void release_wpack(struct store *s);
+static int after_delete(struct store *s, int ret);
 
 static void
 finish(sqlite3_stmt *st)
@@ -503,12 +561,16 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 	if (make_dir(cache_dir, err, errlen) != 0)
 		goto out;
 	s = calloc(1, sizeof(*s));
+	if (s)
+		s->pack_dfd = s->wpack_fd = s->rd_fd = -1;
 	if (!s || asprintf(&s->path, "%s/%s", cache_dir, STORE_DB_NAME) < 0) {
 		if (s)
 			s->path = NULL;
 		open_err(err, errlen, "%s: out of memory", cache_dir);
 		goto out;
 	}
+	if (pack_dir_open(cache_dir, &s->pack_dfd, err, errlen) != 0)
+		goto out;
 	if (make_file(s->path, err, errlen) != 0)
 		goto out;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -564,6 +626,13 @@ store_close(struct store **sp)
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close_v2(s->db);
+	if (s->rd_fd >= 0)
+		close(s->rd_fd);
+	if (s->wpack_fd >= 0)
+		close(s->wpack_fd);
+	if (s->pack_dfd >= 0)
+		close(s->pack_dfd);
+	free(s->wbuf);
 	free(s->path);
 	free(s);
 	*sp = NULL;
@@ -590,7 +659,11 @@ store_commit(struct store *s)
 		return -1;
 	}
 	sqlite3_stmt *st = stmt(s, ST_COMMIT);
-	return st ? exec_stmt(s, st, "commit") : -1;
+	if (!st || exec_stmt(s, st, "commit") != 0)
+		return -1;
+	if (s->reap)
+		reap_dead(s);
+	return 0;
 }
 
 void
@@ -603,6 +676,9 @@ store_rollback(struct store *s)
 		sqlite3_step(st);
 		sqlite3_reset(st);
 	}
+	/* The pack row may have been created in this transaction, and the bodies appended
+	 * since its start are gone: the next writer looks for a pack again. */
+	release_wpack(s);
 }
 
 /* ---- accounts ---- */
@@ -787,7 +863,7 @@ store_folder_delete(struct store *s, int64_t id)
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return exec_stmt(s, st, "folder delete");
+	return after_delete(s, exec_stmt(s, st, "folder delete"));
 }
 
 int
@@ -1104,7 +1180,7 @@ store_msg_delete(struct store *s, int64_t id)
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return exec_stmt(s, st, "message delete");
+	return after_delete(s, exec_stmt(s, st, "message delete"));
 }
 
 /* ---- bodies ---- */
@@ -1129,6 +1205,228 @@ body_txn_end(struct store *s, bool own, int ret)
 	return ret;
 }
 
+static void
+release_wpack(struct store *s)
+{
+	if (s->wpack_fd >= 0)
+		close(s->wpack_fd); /* and with it the lock */
+	s->wpack_fd = -1;
+	s->wpack = 0;
+	s->wpack_end = 0;
+}
+
+/* A descriptor of pack `id` for reading or punching (kept open for the next call), or -1
+ * with errno (ENOENT: the file is gone). */
+static int
+read_fd(struct store *s, int64_t id)
+{
+	if (s->rd_fd >= 0 && s->rd_pack == id)
+		return s->rd_fd;
+	if (s->rd_fd >= 0)
+		close(s->rd_fd);
+	s->rd_fd = pack_open(s->pack_dfd, id, false, false, NULL);
+	s->rd_pack = s->rd_fd >= 0 ? id : 0;
+	return s->rd_fd;
+}
+
+/* One integer of a one-row statement bound to `id`: 0, 1 if there is no row, -1 error. */
+static int
+row_int(struct store *s, enum stmt_id which, int64_t id, int64_t *v_r)
+{
+	sqlite3_stmt *st = stmt(s, which);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : db_err(s, "pack");
+	if (rc == SQLITE_ROW)
+		*v_r = sqlite3_column_int64(st, 0);
+	finish(st);
+	return ret;
+}
+
+/* Make sure this handle has a pack to append to, with room: the newest pack if no other
+ * writer holds it and it is not full, else a new one. Appending starts after everything in
+ * the file, committed or not: bytes of another handle's open transaction are never
+ * overwritten. Runs in the caller's transaction (a new pack row is committed with the
+ * first body in it). */
+static int
+acquire_wpack(struct store *s)
+{
+	int64_t id = 0, used = 0;
+	uint64_t size = 0;
+	if (s->wpack_fd >= 0 && s->wpack_end < PACK_MAX)
+		return 0;
+	release_wpack(s);
+	sqlite3_stmt *st = stmt(s, ST_PACK_LAST);
+	if (!st)
+		return -1;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	finish(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(s, "pack");
+	if (id != 0) {
+		int fd = pack_open(s->pack_dfd, id, false, true, &size);
+		if (fd >= 0 && row_int(s, ST_PACK_USED, id, &used) == 0 &&
+		    (uint64_t)used < PACK_MAX && size < PACK_MAX) {
+			s->wpack = id;
+			s->wpack_fd = fd;
+			s->wpack_end = pack_align(size > (uint64_t)used ? size : (uint64_t)used);
+			return 0;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	st = stmt(s, ST_PACK_ADD);
+	if (!st)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	finish(st);
+	if (rc != SQLITE_ROW)
+		return db_err(s, "pack");
+	int fd = pack_open(s->pack_dfd, id, true, true, NULL);
+	if (fd < 0 && errno == EEXIST) {
+		/* Left by a transaction that was rolled back (the row is ours now; writers
+		 * are serialized by the database's lock): start it again. */
+		fd = pack_open(s->pack_dfd, id, false, true, NULL);
+		if (fd >= 0 && ftruncate(fd, 0) != 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd < 0) {
+		set_err(s, "pack %" PRId64 ": %s", id, strerror(errno));
+		return -1;
+	}
+	s->wpack = id;
+	s->wpack_fd = fd;
+	s->wpack_end = 0;
+	return 0;
+}
+
+/* Give back the blocks of ranges no longer wanted (queued in dead_bodies), a batch at a
+ * time: first the blocks, then the rows, so a crash in between only repeats the punch.
+ * Never inside a transaction. Ranges are never used again (writers only append), so a late
+ * or repeated punch is harmless. Failures leave the rows for the next time
+ * (store_body_sweep at the latest); they are not the caller's and are not reported. */
+static void
+reap_dead(struct store *s)
+{
+	int64_t ids[REAP_BATCH];
+	char keep[ERR_MAX];
+	memcpy(keep, s->err, sizeof(keep));
+	s->reap = false;
+	for (;;) {
+		sqlite3_stmt *st = stmt(s, ST_DEAD_LIST);
+		size_t n = 0;
+		if (!st)
+			break;
+		sqlite3_bind_int64(st, 1, REAP_BATCH);
+		while (n < REAP_BATCH && sqlite3_step(st) == SQLITE_ROW) {
+			ids[n++] = sqlite3_column_int64(st, 0);
+			int fd = read_fd(s, sqlite3_column_int64(st, 1));
+			if (fd >= 0)
+				(void)pack_punch(fd, (uint64_t)sqlite3_column_int64(st, 2),
+						 (uint64_t)sqlite3_column_int64(st, 3));
+		}
+		finish(st);
+		if (n == 0 || store_begin(s) != 0)
+			break;
+		int ret = 0;
+		st = stmt(s, ST_DEAD_DONE);
+		for (size_t i = 0; i < n && ret == 0 && st; i++) {
+			sqlite3_bind_int64(st, 1, ids[i]);
+			ret = exec_stmt(s, st, "dead bodies");
+		}
+		if (!st || ret != 0 || store_commit(s) != 0) {
+			store_rollback(s);
+			break;
+		}
+		if (n < REAP_BATCH)
+			break;
+	}
+	memcpy(s->err, keep, sizeof(keep));
+}
+
+/* After a statement that may have queued dead bodies: their blocks go now in autocommit
+ * mode, or when the caller's transaction commits. */
+static int
+after_delete(struct store *s, int ret)
+{
+	if (ret != 0)
+		return ret;
+	if (sqlite3_get_autocommit(s->db))
+		reap_dead(s);
+	else
+		s->reap = true;
+	return 0;
+}
+
+struct sweep_ctx {
+	struct store *s;
+	uint64_t removed;
+	int err;
+};
+
+static int
+sweep_one(void *ctx, int64_t id)
+{
+	struct sweep_ctx *c = ctx;
+	struct store *s = c->s;
+	int64_t used = 0;
+	int r = row_int(s, ST_PACK_USED, id, &used);
+	if (r < 0)
+		return 1; /* stop; the reason is in s->err */
+	if (r == 1) {
+		/* Its row was never committed. */
+		if (pack_remove(s->pack_dfd, id) == 0)
+			c->removed++;
+		else
+			c->err = errno;
+		return 0;
+	}
+	uint64_t size;
+	int fd = pack_open(s->pack_dfd, id, false, true, &size);
+	if (fd < 0) {
+		if (errno != EWOULDBLOCK)
+			c->err = errno;
+		return 0;
+	}
+	/* Bytes after the last committed body were appended by a transaction that never
+	 * committed. */
+	if (size > (uint64_t)used && ftruncate(fd, (off_t)used) != 0)
+		c->err = errno;
+	close(fd);
+	return 0;
+}
+
+int
+store_body_sweep(struct store *s, uint64_t *removed_r)
+{
+	struct sweep_ctx c = {.s = s};
+	if (removed_r)
+		*removed_r = 0;
+	if (!sqlite3_get_autocommit(s->db)) {
+		set_err(s, "body sweep: not outside a transaction");
+		return -1;
+	}
+	reap_dead(s);
+	int r = pack_each(s->pack_dfd, sweep_one, &c);
+	if (removed_r)
+		*removed_r = c.removed;
+	if (r > 0)
+		return -1; /* sweep_one said why */
+	if (r < 0 || c.err != 0) {
+		set_err(s, "body sweep: %s", strerror(r < 0 ? errno : c.err));
+		return -1;
+	}
+	return 0;
+}
+
 int
 store_body_begin(struct store *s, int64_t msg_id, uint64_t size, struct store_body_writer **w_r,
 		 bool *size_changed_r)
@@ -1140,13 +1438,14 @@ store_body_begin(struct store *s, int64_t msg_id, uint64_t size, struct store_bo
 	*w_r = NULL;
 	if (size_changed_r)
 		*size_changed_r = false;
-	int limit = sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1);
-	if (size > (uint64_t)limit) {
-		set_err(s,
-			"message %" PRId64 ": body of %" PRIu64 " bytes is larger than the"
-			" cache allows (%d)",
-			msg_id, size, limit);
-		goto out;
+	if (s->writing) {
+		set_err(s, "message %" PRId64 ": another body is being written", msg_id);
+		return -1;
+	}
+	if (size > (uint64_t)INT64_MAX - PACK_MAX) {
+		set_err(s, "message %" PRId64 ": body of %" PRIu64 " bytes is too large", msg_id,
+			size);
+		return -1;
 	}
 	if (body_txn_begin(s, &own) != 0)
 		goto out;
@@ -1164,9 +1463,11 @@ store_body_begin(struct store *s, int64_t msg_id, uint64_t size, struct store_bo
 	}
 	changed = (uint64_t)sqlite3_column_int64(st, 0) != size;
 	bool had = sqlite3_column_int(st, 1) != 0;
+	bool legacy = had && sqlite3_column_int64(st, 2) == 0;
 	finish(st);
 	st = NULL;
 	if (changed || had) {
+		/* The old range, if any, is queued for punching (trigger messages_au_body). */
 		st = stmt(s, ST_BODY_MARK);
 		if (!st)
 			goto out;
@@ -1175,6 +1476,23 @@ store_body_begin(struct store *s, int64_t msg_id, uint64_t size, struct store_bo
 		if (exec_stmt(s, st, "body") != 0)
 			goto out;
 		st = NULL;
+		s->reap = true;
+	}
+	if (legacy) {
+		/* A body cached before bodies were packs: the new one replaces it. */
+		st = stmt(s, ST_BODY_DROP);
+		if (!st)
+			goto out;
+		sqlite3_bind_int64(st, 1, msg_id);
+		if (exec_stmt(s, st, "body") != 0)
+			goto out;
+		st = NULL;
+	}
+	if (acquire_wpack(s) != 0)
+		goto out;
+	if (!s->wbuf && !(s->wbuf = malloc(BODY_CHUNK))) {
+		set_err(s, "body: out of memory");
+		goto out;
 	}
 	w = calloc(1, sizeof(*w));
 	if (!w) {
@@ -1184,100 +1502,46 @@ store_body_begin(struct store *s, int64_t msg_id, uint64_t size, struct store_bo
 	w->s = s;
 	w->msg_id = msg_id;
 	w->size = size;
+	w->pack = s->wpack;
+	w->start = w->pos = s->wpack_end;
 	w->cap = size < BODY_CHUNK ? (size_t)size : BODY_CHUNK;
-	w->buf = malloc(w->cap ? w->cap : 1);
-	if (!w->buf) {
-		set_err(s, "body: out of memory");
-		goto out;
-	}
+	w->buf = s->wbuf;
 	ret = 0;
 out:
 	finish(st);
 	ret = body_txn_end(s, own, ret);
 	if (ret == 0) {
+		s->writing = true;
 		*w_r = w;
 		if (size_changed_r)
 			*size_changed_r = changed;
-	} else if (w) {
-		free(w->buf);
+	} else {
 		free(w);
 	}
 	return ret;
 }
 
-/* Write the buffer to the database; `last`: the body is complete, mark it cached. */
+/* Write the buffer to the pack. */
 static int
-body_flush(struct store_body_writer *w, bool last)
+body_flush(struct store_body_writer *w)
 {
 	struct store *s = w->s;
-	sqlite3_blob *blob = NULL;
-	sqlite3_stmt *st = NULL;
-	bool own;
-	int ret = -1;
-	if (body_txn_begin(s, &own) != 0)
-		return -1;
-	if (!w->row) {
-		st = stmt(s, ST_BODY_PUT);
-		if (!st)
-			goto out;
-		sqlite3_bind_int64(st, 1, w->msg_id);
-		if (w->size == w->cap && last) /* all of it is in the buffer */
-			sqlite3_bind_blob(st, 2, w->buf, (int)w->len, SQLITE_STATIC);
-		else
-			sqlite3_bind_zeroblob64(st, 2, w->size);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-			set_err(s, "message %" PRId64 " was deleted while its body was written",
-				w->msg_id);
-			goto out;
-		}
-		if (rc != SQLITE_DONE) {
-			db_err(s, "body");
-			goto out;
-		}
-		finish(st);
-		st = NULL;
-		if (w->size == w->cap && last)
-			w->flushed = w->len;
-		w->row = true;
-	}
-	if (w->flushed < w->size && w->len > 0) {
-		if (sqlite3_blob_open(s->db, "main", "bodies", "data", w->msg_id, 1, &blob) !=
-			SQLITE_OK ||
-		    sqlite3_blob_write(blob, w->buf, (int)w->len, (int)w->flushed) != SQLITE_OK) {
-			db_err(s, "body write");
-			goto out;
-		}
-		w->flushed += w->len;
-	}
-	w->len = 0;
-	if (last) {
-		st = stmt(s, ST_BODY_DONE);
-		if (!st)
-			goto out;
-		sqlite3_bind_int64(st, 1, w->msg_id);
-		sqlite3_bind_int64(st, 2, (int64_t)w->size);
-		if (exec_stmt(s, st, "body") != 0) {
-			st = NULL;
-			goto out;
-		}
-		st = NULL;
-		if (sqlite3_changes(s->db) != 1) {
-			set_err(s,
-				"message %" PRId64 " was deleted or resized while its body was"
-				" written",
-				w->msg_id);
-			goto out;
-		}
-	}
-	ret = 0;
-out:
-	finish(st);
-	sqlite3_blob_close(blob);
-	ret = body_txn_end(s, own, ret);
-	if (ret != 0)
+	if (w->len == 0)
+		return 0;
+	if (s->wpack_fd < 0 || s->wpack != w->pack) {
+		set_err(s, "message %" PRId64 ": its transaction was rolled back", w->msg_id);
 		w->failed = true;
-	return ret;
+		return -1;
+	}
+	if (pack_write(s->wpack_fd, w->pos, w->buf, w->len) != 0) {
+		set_err(s, "message %" PRId64 ": cannot write its body: %s", w->msg_id,
+			strerror(errno));
+		w->failed = true;
+		return -1;
+	}
+	w->pos += w->len;
+	w->len = 0;
+	return 0;
 }
 
 int
@@ -1303,13 +1567,54 @@ store_body_write(struct store_body_writer *w, const void *data, size_t len)
 		w->off += n;
 		p += n;
 		len -= n;
-		/* A body larger than the buffer goes out a chunk at a time; one that fits is
-		 * written whole by store_body_end. */
-		if (w->len == w->cap && w->size > w->cap && w->off < w->size &&
-		    body_flush(w, false) != 0)
+		if (w->len == w->cap && body_flush(w) != 0)
 			return -1;
 	}
 	return 0;
+}
+
+/* All bytes are in the pack: point the row at them and mark the body cached, and move the
+ * pack's committed end, in the caller's transaction or in one of our own. */
+static int
+body_done(struct store_body_writer *w)
+{
+	struct store *s = w->s;
+	bool own;
+	int ret = -1;
+	if (s->wpack_fd < 0 || s->wpack != w->pack) {
+		set_err(s, "message %" PRId64 ": its transaction was rolled back", w->msg_id);
+		return -1;
+	}
+	if (body_txn_begin(s, &own) != 0)
+		return -1;
+	sqlite3_stmt *st = stmt(s, ST_BODY_DONE);
+	if (!st)
+		goto out;
+	sqlite3_bind_int64(st, 1, w->msg_id);
+	sqlite3_bind_int64(st, 2, (int64_t)w->size);
+	sqlite3_bind_int64(st, 3, w->pack);
+	sqlite3_bind_int64(st, 4, (int64_t)w->start);
+	if (exec_stmt(s, st, "body") != 0)
+		goto out;
+	if (sqlite3_changes(s->db) != 1) {
+		set_err(s, "message %" PRId64 " was deleted or resized while its body was written",
+			w->msg_id);
+		goto out;
+	}
+	st = stmt(s, ST_PACK_GROW);
+	if (!st)
+		goto out;
+	sqlite3_bind_int64(st, 1, w->pack);
+	sqlite3_bind_int64(st, 2, (int64_t)(w->start + w->size));
+	if (exec_stmt(s, st, "pack") != 0)
+		goto out;
+	ret = 0;
+out:
+	ret = body_txn_end(s, own, ret);
+	/* The next body goes after this one; a dropped one's space is used again. */
+	if (ret == 0 && s->wpack == w->pack)
+		s->wpack_end = pack_align(w->start + w->size);
+	return ret;
 }
 
 int
@@ -1321,44 +1626,29 @@ store_body_end(struct store_body_writer **wp, bool ok)
 		return 0;
 	struct store *s = w->s;
 	if (ok && !w->failed && w->off == w->size) {
-		ret = body_flush(w, true);
-		if (ret == 0)
-			goto out;
+		if (body_flush(w) == 0)
+			ret = body_done(w);
 	} else if (ok && !w->failed) {
 		set_err(s,
 			"message %" PRId64 ": body incomplete (%" PRIu64 " of %" PRIu64 " bytes)",
 			w->msg_id, w->off, w->size);
 	} else if (!ok) {
-		ret = 0;
+		ret = 0; /* dropped: has_body stays 0, its bytes are overwritten by the next */
 	}
-	/* Drop what was written; has_body stays 0. */
-	sqlite3_stmt *st = stmt(s, ST_BODY_DROP);
-	if (!st) {
-		ret = -1;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, w->msg_id);
-	char keep[ERR_MAX];
-	memcpy(keep, s->err, sizeof(keep));
-	if (exec_stmt(s, st, "body drop") != 0)
-		ret = -1;
-	else if (ret != 0) /* report the first error, not the cleanup */
-		memcpy(s->err, keep, sizeof(keep));
-out:
-	free(w->buf);
+	s->writing = false;
 	free(w);
 	*wp = NULL;
 	return ret;
 }
 
-int
-store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, size_t len,
-		size_t *got_r)
+/* A body cached by schema version 1, in the bodies table. */
+static int
+legacy_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, size_t len,
+	    size_t *got_r)
 {
 	sqlite3_blob *blob = NULL;
 	sqlite3_stmt *st = NULL;
 	int ret = -1;
-	*got_r = 0;
 	/* The open blob keeps a read transaction: has_body is read from the same snapshot. */
 	if (sqlite3_blob_open(s->db, "main", "bodies", "data", msg_id, 0, &blob) != SQLITE_OK) {
 		set_err(s, "message %" PRId64 ": cannot read body: %s", msg_id,
@@ -1408,6 +1698,82 @@ out:
 	return ret;
 }
 
+struct body_loc {
+	bool has;
+	uint64_t size;
+	int64_t pack;
+	uint64_t off;
+};
+
+/* Where the body of msg_id is: 0, or -1 error. A missing row reads as "no body". */
+static int
+body_where(struct store *s, int64_t msg_id, struct body_loc *r)
+{
+	memset(r, 0, sizeof(*r));
+	sqlite3_stmt *st = stmt(s, ST_BODY_MSG);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, msg_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r->size = (uint64_t)sqlite3_column_int64(st, 0);
+		r->has = sqlite3_column_int(st, 1) != 0;
+		r->pack = sqlite3_column_int64(st, 2);
+		r->off = (uint64_t)sqlite3_column_int64(st, 3);
+	}
+	finish(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_err(s, "body read");
+}
+
+int
+store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, size_t len,
+		size_t *got_r)
+{
+	struct body_loc at, again;
+	*got_r = 0;
+	if (body_where(s, msg_id, &at) != 0)
+		return -1;
+	if (!at.has) {
+		set_err(s, "message %" PRId64 ": body not cached", msg_id);
+		return 1;
+	}
+	if (at.pack == 0)
+		return legacy_read(s, msg_id, offset, buf, len, got_r);
+	if (offset >= at.size)
+		return 0;
+	if (len > at.size - offset)
+		len = (size_t)(at.size - offset);
+	int fd = read_fd(s, at.pack);
+	size_t got = 0;
+	if (fd < 0 && errno != ENOENT) {
+		set_err(s, "message %" PRId64 ": cannot open pack %" PRId64 ": %s", msg_id,
+			at.pack, strerror(errno));
+		return -1;
+	}
+	if (fd >= 0 && pack_read(fd, at.off + offset, buf, len, &got) != 0) {
+		set_err(s, "message %" PRId64 ": cannot read pack %" PRId64 ": %s", msg_id,
+			at.pack, strerror(errno));
+		return -1;
+	}
+	/* The range is punched only after the transaction that let it go commits: if the row
+	 * still points at it now, what was read is the body. */
+	if (body_where(s, msg_id, &again) != 0)
+		return -1;
+	if (!again.has || again.pack != at.pack || again.off != at.off || again.size != at.size) {
+		set_err(s, "message %" PRId64 ": body not cached", msg_id);
+		return 1;
+	}
+	if (got < len) {
+		/* The pack was cut short (a crash of the machine: packs are never synced): not
+		 * served; the caller fetches it from the server. */
+		set_err(s, "message %" PRId64 ": pack %" PRId64 " ends inside its body", msg_id,
+			at.pack);
+		return 1;
+	}
+	*got_r = got;
+	return 0;
+}
+
 /* ---- numbers ---- */
 
 static uint64_t
@@ -1440,6 +1806,16 @@ store_stats(struct store *s, int64_t account_id, struct store_stats *r)
 	r->body_bytes = (uint64_t)sqlite3_column_int64(st, 3);
 	snprintf(wal, sizeof(wal), "%s-wal", s->path);
 	r->file_bytes = file_size(s->path) + file_size(wal);
+	finish(st);
+	/* The packs, by the counters of the bodies in them (one pass over the folders). */
+	st = stmt(s, ST_STATS_FILES);
+	if (!st)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_err(s, "stats");
+		goto out;
+	}
+	r->file_bytes += (uint64_t)sqlite3_column_int64(st, 0);
 	ret = 0;
 out:
 	finish(st);

@@ -858,6 +858,9 @@ prepare_accounts(struct mfs *m)
 		fprintf(stderr, "mailfs: %s\n", err);
 		return -1;
 	}
+	/* Before any sync thread writes a body: files a crash left behind go. */
+	if (store_body_sweep(s, NULL) < 0)
+		fprintf(stderr, "mailfs: warning: %s\n", store_errmsg(s));
 	int ret = -1;
 	m->acc = calloc(m->cfg->naccounts, sizeof(*m->acc));
 	if (m->acc == NULL)
