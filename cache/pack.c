@@ -129,8 +129,7 @@ pack_punch(int fd, uint64_t off, uint64_t len)
 	len = pack_align(len);
 	if (len == 0)
 		return 0;
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) ==
-	    0)
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
 		return 0;
 	return errno == EOPNOTSUPP || errno == ENOSYS ? 0 : -1;
 }
