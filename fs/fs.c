@@ -858,7 +858,7 @@ prepare_accounts(struct mfs *m)
 		fprintf(stderr, "mailfs: %s\n", err);
 		return -1;
 	}
-	/* Before any sync thread writes a body: files a crash left behind go. */
+	/* Before any sync thread writes a body: what a crash left in the packs goes. */
 	if (store_body_sweep(s, NULL) < 0)
 		fprintf(stderr, "mailfs: warning: %s\n", store_errmsg(s));
 	int ret = -1;
