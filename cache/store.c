@@ -1,5 +1,5 @@
 /* store.c - the SQLite cache behind the mount (see store.h): schema and migrations, accounts,
- * folders, message metadata, bodies in pieces, and the numbers for .status.
+ * folders, message metadata, and the numbers for .status (bodies: store-body.c).
  *
  * What it does: opens `<cache_dir>/mailfs.db` (directory 0700, file 0600, tightened if they
  * exist wider), puts it in WAL mode with synchronous=NORMAL, foreign keys on and a 10 s busy
@@ -20,14 +20,9 @@
  * a sub-folder) and the counters behind store_stats (folders.bodies, folders.body_bytes), so
  * .status costs one pass over the folders, not over the messages.
  *
- * Bodies and transactions. A writer keeps at most BODY_CHUNK bytes in memory and writes them
- * when the buffer is full: a body that fits (most mail) goes in with one INSERT at
- * store_body_end; a larger one gets a zeroblob(size) row on its first flush and is filled
- * with incremental blob writes. Each flush runs in the caller's transaction if one is open,
- * else in its own short BEGIN IMMEDIATE ... COMMIT: in autocommit mode the write lock is held
- * only while a chunk is written, never while the network delivers the next one, so a slow
- * download does not block the other writers (FUSE handlers, the journal) for longer than the
- * busy timeout. has_body becomes 1 in the same transaction as the last bytes.
+ * Bodies (cache/store-body.c) live in pack files (cache/pack.h), outside the database, and
+ * are written once, not twice (WAL, then checkpoint); bodies of schema version 1 are still
+ * read from the bodies table. store-int.h holds what the two files share.
  *
  * How callers batch (the sync engine): store_begin(); for each message store_msg_upsert() /
  * store_body_begin(), store_body_write()..., store_body_end(); store_commit() every ~100
@@ -39,6 +34,7 @@
  * batch when it commits.
  */
 #include "cache/store.h"
+#include "cache/store-int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,13 +48,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/pack.h"
+
 #define STORE_DB_NAME "mailfs.db"
 #define STORE_BUSY_MS 10000
 /* PRAGMA application_id: "mlfs". */
 #define STORE_APP_ID 0x6d6c6673
-/* The most a body writer buffers before writing to the database. */
-#define BODY_CHUNK (256 * 1024)
-#define ERR_MAX 512
 
 /* ---- schema ---- */
 
@@ -125,103 +120,41 @@ static const char *const migrations[] = {
     "  UPDATE folders SET bodies = bodies + new.has_body - old.has_body,"
     "    body_bytes = body_bytes + new.has_body * new.size - old.has_body * old.size"
     "    WHERE id = new.folder_id; END;",
+    /* 2: bodies move to pack files (cache/pack.h): a body is the range body_off, size of
+     * pack body_pack (0: none, or a body of schema 1 still in the bodies table). packs.used
+     * is the end of the last committed body of a pack. A range no longer wanted (the
+     * message deleted, or its body written again) is queued in dead_bodies in the same
+     * transaction, and its blocks are given back after the commit (reap_dead). */
+    "ALTER TABLE messages ADD COLUMN body_pack INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN body_off INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE packs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  used INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE dead_bodies ("
+    "  id INTEGER PRIMARY KEY,"
+    "  pack INTEGER NOT NULL,"
+    "  off INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL);"
+    "CREATE TRIGGER messages_ad_body AFTER DELETE ON messages WHEN old.body_pack != 0 BEGIN"
+    "  INSERT INTO dead_bodies(pack, off, size)"
+    "    VALUES (old.body_pack, old.body_off, old.size); END;"
+    "CREATE TRIGGER messages_au_body AFTER UPDATE OF body_pack, body_off ON messages"
+    "  WHEN old.body_pack != 0 AND (new.body_pack != old.body_pack"
+    "    OR new.body_off != old.body_off) BEGIN"
+    "  INSERT INTO dead_bodies(pack, off, size)"
+    "    VALUES (old.body_pack, old.body_off, old.size); END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 /* ---- prepared statements ---- */
 
-#define FOLDER_COLS                                                                                \
-	"id, account_id, parent_id, kind, name, server_name, delim, special, uidvalidity,"         \
-	" uidnext, highestmodseq, messages, mtime"
-#define MSG_COLS "id, folder_id, uid, internaldate, size, flags, modseq, name, message_id, has_body"
-
-/* Every statement: prepared on first use (stmt()), kept for the life of the handle. */
-#define STATEMENTS(X)                                                                              \
-	X(BEGIN, "BEGIN IMMEDIATE")                                                                \
-	X(COMMIT, "COMMIT")                                                                        \
-	X(ROLLBACK, "ROLLBACK")                                                                    \
-	X(ACCOUNT_GET, "SELECT id FROM accounts WHERE name = ?1")                                  \
-	X(ACCOUNT_ADD, "INSERT INTO accounts(name) VALUES (?1) ON CONFLICT(name) DO NOTHING")      \
-	X(FOLDER_UPSERT,                                                                           \
-	  "INSERT INTO folders(account_id, parent_id, kind, name, server_name,"                    \
-	  " delim, special, mtime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, unixepoch())"               \
-	  " ON CONFLICT(parent_id, name) DO UPDATE SET kind = excluded.kind,"                      \
-	  " server_name = excluded.server_name, delim = excluded.delim,"                           \
-	  " special = excluded.special WHERE account_id = excluded.account_id"                     \
-	  " RETURNING id")                                                                         \
-	X(FOLDER_GET, "SELECT " FOLDER_COLS " FROM folders WHERE id = ?1")                         \
-	X(FOLDER_LOOKUP, "SELECT " FOLDER_COLS " FROM folders WHERE parent_id = ?1 AND name = ?2") \
-	X(FOLDER_STATE, "UPDATE folders SET uidvalidity = ?2, uidnext = ?3, highestmodseq = ?4"    \
-			" WHERE id = ?1")                                                          \
-	X(FOLDER_DELETE, "DELETE FROM folders WHERE id IN (WITH RECURSIVE sub(id) AS"              \
-			 " (SELECT ?1 UNION ALL SELECT f.id FROM folders f JOIN sub"               \
-			 " ON f.parent_id = sub.id) SELECT id FROM sub)")                          \
-	X(FOLDER_CHILDREN, "SELECT " FOLDER_COLS " FROM folders WHERE parent_id = ?1"              \
-			   " AND name > ?2 ORDER BY name LIMIT ?3")                                \
-	X(FOLDER_NEXT, "SELECT " FOLDER_COLS " FROM folders WHERE account_id = ?1 AND id > ?2"     \
-		       " ORDER BY id LIMIT 1")                                                     \
-	X(MSG_UPSERT, "INSERT INTO messages(folder_id, uid, internaldate, size, flags, modseq,"    \
-		      " name, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"                 \
-		      " ON CONFLICT(folder_id, uid) DO UPDATE SET flags = excluded.flags,"         \
-		      " modseq = excluded.modseq,"                                                 \
-		      " size = CASE WHEN has_body THEN size ELSE excluded.size END RETURNING id")  \
-	X(MSG_GET, "SELECT " MSG_COLS " FROM messages WHERE id = ?1")                              \
-	X(MSG_LOOKUP, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND name = ?2")      \
-	X(MSG_BY_UID, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND uid = ?2")       \
-	X(MSG_LIST, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND id > ?2"           \
-		    " ORDER BY id LIMIT ?3")                                                       \
-	X(MSG_UIDS, "SELECT uid FROM messages WHERE folder_id = ?1 ORDER BY uid")                  \
-	/* No index on has_body (it would cost a third of the insert time): walk the UIDs,         \
-	 * unless the folder's counters say every body is there. */                                \
-	X(MSG_MISSING, "SELECT uid FROM messages WHERE folder_id = ?1 AND uid > ?2"                \
-		       " AND has_body = 0 AND (SELECT bodies < messages FROM folders"              \
-		       " WHERE id = ?1) ORDER BY uid LIMIT ?3")                                    \
-	X(MSG_FLAGS, "UPDATE messages SET flags = ?2, modseq = ?3 WHERE id = ?1")                  \
-	X(MSG_DELETE, "DELETE FROM messages WHERE id = ?1")                                        \
-	X(MSG_FINISH, "UPDATE messages SET name = ?2, flags = ?3, modseq = ?4, message_id = ?5, "  \
-		      "internaldate = ?6 WHERE id = ?1")                                           \
-	X(BODY_MSG, "SELECT size, has_body FROM messages WHERE id = ?1")                           \
-	X(BODY_MARK, "UPDATE messages SET size = ?2, has_body = 0 WHERE id = ?1")                  \
-	X(BODY_PUT, "INSERT OR REPLACE INTO bodies(msg_id, data) VALUES (?1, ?2)")                 \
-	X(BODY_DONE, "UPDATE messages SET has_body = 1 WHERE id = ?1 AND size = ?2")               \
-	X(BODY_DROP, "DELETE FROM bodies WHERE msg_id = ?1")                                       \
-	X(BODY_EXISTS, "SELECT 1 FROM bodies WHERE msg_id = ?1")                                   \
-	X(BODY_HAS, "SELECT has_body FROM messages WHERE id = ?1")                                 \
-	X(STATS_ALL, "SELECT count(*), sum(messages), sum(bodies), sum(body_bytes) FROM folders"   \
-		     " WHERE kind IN (1, 2)")                                                      \
-	X(STATS_ACCOUNT, "SELECT count(*), sum(messages), sum(bodies), sum(body_bytes)"            \
-			 " FROM folders WHERE account_id = ?1 AND kind IN (1, 2)")
-
-#define STMT_ENUM(name, sql) ST_##name,
 #define STMT_SQL(name, sql) [ST_##name] = sql,
-enum stmt_id { STATEMENTS(STMT_ENUM) ST__COUNT };
 static const char *const stmt_sql[ST__COUNT] = {STATEMENTS(STMT_SQL)};
-
-struct store {
-	sqlite3 *db;
-	char *path;                     /* CACHE_DIR/mailfs.db */
-	sqlite3_stmt *stmts[ST__COUNT]; /* prepared on first use, reset after each use */
-	char err[ERR_MAX];
-};
-
-struct store_body_writer {
-	struct store *s; /* borrowed */
-	int64_t msg_id;
-	uint64_t size;    /* the body's real size */
-	uint64_t off;     /* bytes received */
-	uint64_t flushed; /* bytes written to the database */
-	bool row;         /* the body row (zeroblob) exists */
-	bool failed;
-	size_t cap, len; /* buffer capacity (min(size, BODY_CHUNK)) and fill */
-	unsigned char *buf;
-};
 
 /* ---- errors ---- */
 
-static void set_err(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-set_err(struct store *s, const char *fmt, ...)
+void
+store_set_err(struct store *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -229,11 +162,10 @@ set_err(struct store *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* "WHAT: sqlite's message". Returns -1. */
-static int
-db_err(struct store *s, const char *what)
+int
+store_db_err(struct store *s, const char *what)
 {
-	set_err(s, "%s: %s", what, sqlite3_errmsg(s->db));
+	store_set_err(s, "%s: %s", what, sqlite3_errmsg(s->db));
 	return -1;
 }
 
@@ -245,12 +177,12 @@ store_errmsg(const struct store *s)
 
 /* ---- statements ---- */
 
-static sqlite3_stmt *
-stmt(struct store *s, enum stmt_id id)
+sqlite3_stmt *
+store_stmt(struct store *s, enum stmt_id id)
 {
 	if (!s->stmts[id] && sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 						&s->stmts[id], NULL) != SQLITE_OK) {
-		db_err(s, "prepare");
+		store_db_err(s, "prepare");
 		s->stmts[id] = NULL;
 	}
 	return s->stmts[id];
@@ -277,21 +209,20 @@ copy_col(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
 	dst[n] = '\0';
 }
 
-/* Run a statement that returns no rows (or whose rows are ignored). */
-static int
-exec_stmt(struct store *s, sqlite3_stmt *st, const char *what)
+int
+store_exec(struct store *s, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 	while (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);
-	int ret = rc == SQLITE_DONE ? 0 : db_err(s, what);
+	int ret = rc == SQLITE_DONE ? 0 : store_db_err(s, what);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return ret;
 }
 
-static void
-finish(sqlite3_stmt *st)
+void
+store_finish(sqlite3_stmt *st)
 {
 	if (st) {
 		sqlite3_reset(st);
@@ -304,16 +235,16 @@ static int
 check_name(struct store *s, const char *what, const char *name)
 {
 	if (!name || !*name) {
-		set_err(s, "%s: empty name", what);
+		store_set_err(s, "%s: empty name", what);
 		return -1;
 	}
 	size_t n = strlen(name);
 	if (n > STORE_NAME_MAX) {
-		set_err(s, "%s: name longer than %d bytes", what, STORE_NAME_MAX);
+		store_set_err(s, "%s: name longer than %d bytes", what, STORE_NAME_MAX);
 		return -1;
 	}
 	if (strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-		set_err(s, "%s: invalid name \"%s\"", what, name);
+		store_set_err(s, "%s: invalid name \"%s\"", what, name);
 		return -1;
 	}
 	return 0;
@@ -503,12 +434,16 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 	if (make_dir(cache_dir, err, errlen) != 0)
 		goto out;
 	s = calloc(1, sizeof(*s));
+	if (s)
+		s->pack_dfd = s->wpack_fd = s->rd_fd = -1;
 	if (!s || asprintf(&s->path, "%s/%s", cache_dir, STORE_DB_NAME) < 0) {
 		if (s)
 			s->path = NULL;
 		open_err(err, errlen, "%s: out of memory", cache_dir);
 		goto out;
 	}
+	if (pack_dir_open(cache_dir, &s->pack_dfd, err, errlen) != 0)
+		goto out;
 	if (make_file(s->path, err, errlen) != 0)
 		goto out;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -564,6 +499,7 @@ store_close(struct store **sp)
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close_v2(s->db);
+	store_body_close(s);
 	free(s->path);
 	free(s);
 	*sp = NULL;
@@ -575,22 +511,26 @@ int
 store_begin(struct store *s)
 {
 	if (!sqlite3_get_autocommit(s->db)) {
-		set_err(s, "begin: a transaction is already open (nesting is not supported)");
+		store_set_err(s, "begin: a transaction is already open (nesting is not supported)");
 		return -1;
 	}
-	sqlite3_stmt *st = stmt(s, ST_BEGIN);
-	return st ? exec_stmt(s, st, "begin") : -1;
+	sqlite3_stmt *st = store_stmt(s, ST_BEGIN);
+	return st ? store_exec(s, st, "begin") : -1;
 }
 
 int
 store_commit(struct store *s)
 {
 	if (sqlite3_get_autocommit(s->db)) {
-		set_err(s, "commit: no transaction is open");
+		store_set_err(s, "commit: no transaction is open");
 		return -1;
 	}
-	sqlite3_stmt *st = stmt(s, ST_COMMIT);
-	return st ? exec_stmt(s, st, "commit") : -1;
+	sqlite3_stmt *st = store_stmt(s, ST_COMMIT);
+	if (!st || store_exec(s, st, "commit") != 0)
+		return -1;
+	if (s->reap)
+		store_body_reap(s);
+	return 0;
 }
 
 void
@@ -598,11 +538,14 @@ store_rollback(struct store *s)
 {
 	if (sqlite3_get_autocommit(s->db))
 		return;
-	sqlite3_stmt *st = stmt(s, ST_ROLLBACK);
+	sqlite3_stmt *st = store_stmt(s, ST_ROLLBACK);
 	if (st) {
 		sqlite3_step(st);
 		sqlite3_reset(st);
 	}
+	/* The pack row may have been created in this transaction, and the bodies appended
+	 * since its start are gone: the next writer looks for a pack again. */
+	store_body_rollback(s);
 }
 
 /* ---- accounts ---- */
@@ -610,7 +553,7 @@ store_rollback(struct store *s)
 static int
 account_get(struct store *s, const char *name, int64_t *id_r)
 {
-	sqlite3_stmt *st = stmt(s, ST_ACCOUNT_GET);
+	sqlite3_stmt *st = store_stmt(s, ST_ACCOUNT_GET);
 	int ret = -1;
 	if (!st)
 		goto out;
@@ -622,10 +565,10 @@ account_get(struct store *s, const char *name, int64_t *id_r)
 	} else if (rc == SQLITE_DONE) {
 		ret = 1;
 	} else {
-		db_err(s, "account");
+		store_db_err(s, "account");
 	}
 out:
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
@@ -637,15 +580,15 @@ store_account_ensure(struct store *s, const char *name, int64_t *id_r)
 	int rc = account_get(s, name, id_r);
 	if (rc != 1)
 		return rc;
-	sqlite3_stmt *st = stmt(s, ST_ACCOUNT_ADD);
+	sqlite3_stmt *st = store_stmt(s, ST_ACCOUNT_ADD);
 	if (!st)
 		return -1;
 	bind_text(st, 1, name);
-	if (exec_stmt(s, st, "account") != 0)
+	if (store_exec(s, st, "account") != 0)
 		return -1;
 	rc = account_get(s, name, id_r);
 	if (rc == 1)
-		set_err(s, "account %s: vanished after insert", name);
+		store_set_err(s, "account %s: vanished after insert", name);
 	return rc == 0 ? 0 : -1;
 }
 
@@ -681,16 +624,16 @@ store_folder_ensure(struct store *s, int64_t account_id, int64_t parent_id, cons
 	if (!server_name)
 		server_name = "";
 	if (strlen(server_name) >= sizeof(((struct store_folder *)0)->server_name)) {
-		set_err(s, "folder %s: server name too long", name);
+		store_set_err(s, "folder %s: server name too long", name);
 		goto out;
 	}
 	if ((unsigned)kind > STORE_FOLDER_OUTBOX ||
 	    (parent_id == 0) != (kind == STORE_FOLDER_ACCOUNT)) {
-		set_err(s, "folder %s: kind %d does not fit parent %" PRId64, name, (int)kind,
-			parent_id);
+		store_set_err(s, "folder %s: kind %d does not fit parent %" PRId64, name, (int)kind,
+			      parent_id);
 		goto out;
 	}
-	st = stmt(s, ST_FOLDER_UPSERT);
+	st = store_stmt(s, ST_FOLDER_UPSERT);
 	if (!st)
 		goto out;
 	sqlite3_bind_int64(st, 1, account_id);
@@ -705,18 +648,20 @@ store_folder_ensure(struct store *s, int64_t account_id, int64_t parent_id, cons
 		*id_r = sqlite3_column_int64(st, 0);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
-		set_err(s, "folder %s: the name is used by another account under parent %" PRId64,
-			name, parent_id);
+		store_set_err(
+		    s, "folder %s: the name is used by another account under parent %" PRId64, name,
+		    parent_id);
 	} else if (rc == SQLITE_CONSTRAINT_TRIGGER) {
-		set_err(s, "folder %s: parent folder %" PRId64 " not found in account %" PRId64,
-			name, parent_id, account_id);
+		store_set_err(s,
+			      "folder %s: parent folder %" PRId64 " not found in account %" PRId64,
+			      name, parent_id, account_id);
 	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-		set_err(s, "folder %s: account %" PRId64 " not found", name, account_id);
+		store_set_err(s, "folder %s: account %" PRId64 " not found", name, account_id);
 	} else {
-		db_err(s, "folder");
+		store_db_err(s, "folder");
 	}
 out:
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
@@ -730,19 +675,19 @@ folder_one(struct store *s, sqlite3_stmt *st, struct store_folder *r)
 		folder_row(st, r);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
-		set_err(s, "folder not found");
+		store_set_err(s, "folder not found");
 		ret = 1;
 	} else {
-		db_err(s, "folder");
+		store_db_err(s, "folder");
 	}
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
 int
 store_folder_get(struct store *s, int64_t id, struct store_folder *r)
 {
-	sqlite3_stmt *st = stmt(s, ST_FOLDER_GET);
+	sqlite3_stmt *st = store_stmt(s, ST_FOLDER_GET);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -752,7 +697,7 @@ store_folder_get(struct store *s, int64_t id, struct store_folder *r)
 int
 store_folder_lookup(struct store *s, int64_t parent_id, const char *name, struct store_folder *r)
 {
-	sqlite3_stmt *st = stmt(s, ST_FOLDER_LOOKUP);
+	sqlite3_stmt *st = store_stmt(s, ST_FOLDER_LOOKUP);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, parent_id);
@@ -764,17 +709,17 @@ int
 store_folder_set_state(struct store *s, int64_t id, uint32_t uidvalidity, uint32_t uidnext,
 		       uint64_t highestmodseq)
 {
-	sqlite3_stmt *st = stmt(s, ST_FOLDER_STATE);
+	sqlite3_stmt *st = store_stmt(s, ST_FOLDER_STATE);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, uidvalidity);
 	sqlite3_bind_int64(st, 3, uidnext);
 	sqlite3_bind_int64(st, 4, (int64_t)highestmodseq);
-	if (exec_stmt(s, st, "folder state") != 0)
+	if (store_exec(s, st, "folder state") != 0)
 		return -1;
 	if (sqlite3_changes(s->db) == 0) {
-		set_err(s, "folder %" PRId64 " not found", id);
+		store_set_err(s, "folder %" PRId64 " not found", id);
 		return -1;
 	}
 	return 0;
@@ -783,18 +728,18 @@ store_folder_set_state(struct store *s, int64_t id, uint32_t uidvalidity, uint32
 int
 store_folder_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st = stmt(s, ST_FOLDER_DELETE);
+	sqlite3_stmt *st = store_stmt(s, ST_FOLDER_DELETE);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return exec_stmt(s, st, "folder delete");
+	return store_body_after_delete(s, store_exec(s, st, "folder delete"));
 }
 
 int
 store_folder_children(struct store *s, int64_t parent_id, const char *after,
 		      struct store_folder *out, size_t max)
 {
-	sqlite3_stmt *st = stmt(s, ST_FOLDER_CHILDREN);
+	sqlite3_stmt *st = store_stmt(s, ST_FOLDER_CHILDREN);
 	int n = 0, rc = SQLITE_DONE;
 	if (!st)
 		return -1;
@@ -806,8 +751,8 @@ store_folder_children(struct store *s, int64_t parent_id, const char *after,
 	while ((size_t)n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		folder_row(st, &out[n++]);
 	if ((size_t)n < max && rc != SQLITE_DONE)
-		n = db_err(s, "folder list");
-	finish(st);
+		n = store_db_err(s, "folder list");
+	store_finish(st);
 	return n;
 }
 
@@ -821,11 +766,11 @@ store_folder_each(struct store *s, int64_t account_id,
 	int64_t last = 0;
 	int ret = -1;
 	if (!f) {
-		set_err(s, "folders: out of memory");
+		store_set_err(s, "folders: out of memory");
 		goto out;
 	}
 	for (;;) {
-		sqlite3_stmt *st = stmt(s, ST_FOLDER_NEXT);
+		sqlite3_stmt *st = store_stmt(s, ST_FOLDER_NEXT);
 		if (!st)
 			goto out;
 		sqlite3_bind_int64(st, 1, account_id);
@@ -866,8 +811,8 @@ static int
 check_flags(struct store *s, const char *flags)
 {
 	if (flags && strlen(flags) >= sizeof(((struct store_msg *)0)->flags)) {
-		set_err(s, "flags longer than %zu bytes",
-			sizeof(((struct store_msg *)0)->flags) - 1);
+		store_set_err(s, "flags longer than %zu bytes",
+			      sizeof(((struct store_msg *)0)->flags) - 1);
 		return -1;
 	}
 	return 0;
@@ -880,7 +825,7 @@ store_msg_upsert(struct store *s, struct store_msg *m)
 	int ret = -1;
 	if (check_name(s, "message", m->name) != 0 || check_flags(s, m->flags) != 0)
 		goto out;
-	st = stmt(s, ST_MSG_UPSERT);
+	st = store_stmt(s, ST_MSG_UPSERT);
 	if (!st)
 		goto out;
 	sqlite3_bind_int64(st, 1, m->folder_id);
@@ -898,15 +843,16 @@ store_msg_upsert(struct store *s, struct store_msg *m)
 		m->id = sqlite3_column_int64(st, 0);
 		ret = 0;
 	} else if (rc == SQLITE_CONSTRAINT_UNIQUE) {
-		set_err(s, "folder %" PRId64 ": name \"%s\" is already used by another message",
-			m->folder_id, m->name);
+		store_set_err(s,
+			      "folder %" PRId64 ": name \"%s\" is already used by another message",
+			      m->folder_id, m->name);
 	} else if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-		set_err(s, "message %s: folder %" PRId64 " not found", m->name, m->folder_id);
+		store_set_err(s, "message %s: folder %" PRId64 " not found", m->name, m->folder_id);
 	} else {
-		db_err(s, "message");
+		store_db_err(s, "message");
 	}
 out:
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
@@ -919,19 +865,19 @@ msg_one(struct store *s, sqlite3_stmt *st, struct store_msg *r)
 		msg_row(st, r);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
-		set_err(s, "message not found");
+		store_set_err(s, "message not found");
 		ret = 1;
 	} else {
-		db_err(s, "message");
+		store_db_err(s, "message");
 	}
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
 int
 store_msg_get(struct store *s, int64_t id, struct store_msg *r)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_GET);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_GET);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -941,7 +887,7 @@ store_msg_get(struct store *s, int64_t id, struct store_msg *r)
 int
 store_msg_lookup(struct store *s, int64_t folder_id, const char *name, struct store_msg *r)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_LOOKUP);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_LOOKUP);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -952,7 +898,7 @@ store_msg_lookup(struct store *s, int64_t folder_id, const char *name, struct st
 int
 store_msg_by_uid(struct store *s, int64_t folder_id, uint32_t uid, struct store_msg *r)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_BY_UID);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_BY_UID);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, folder_id);
@@ -964,7 +910,7 @@ int
 store_msg_list(struct store *s, int64_t folder_id, int64_t after_id, struct store_msg *out,
 	       size_t max)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_LIST);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_LIST);
 	int n = 0, rc = SQLITE_DONE;
 	if (!st)
 		return -1;
@@ -976,15 +922,15 @@ store_msg_list(struct store *s, int64_t folder_id, int64_t after_id, struct stor
 	while ((size_t)n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		msg_row(st, &out[n++]);
 	if ((size_t)n < max && rc != SQLITE_DONE)
-		n = db_err(s, "message list");
-	finish(st);
+		n = store_db_err(s, "message list");
+	store_finish(st);
 	return n;
 }
 
 int
 store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t *n_r)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_UIDS);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_UIDS);
 	uint32_t *uids = NULL;
 	size_t n = 0, cap = 0;
 	int ret = -1, rc;
@@ -998,7 +944,7 @@ store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t *n_
 			size_t ncap = cap ? cap * 2 : 1024;
 			uint32_t *p = realloc(uids, ncap * sizeof(*uids));
 			if (!p) {
-				set_err(s, "message uids: out of memory");
+				store_set_err(s, "message uids: out of memory");
 				goto out;
 			}
 			uids = p;
@@ -1007,7 +953,7 @@ store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t *n_
 		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		db_err(s, "message uids");
+		store_db_err(s, "message uids");
 		goto out;
 	}
 	*uids_r = uids;
@@ -1016,7 +962,7 @@ store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t *n_
 	ret = 0;
 out:
 	free(uids);
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
@@ -1024,7 +970,7 @@ int
 store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid, uint32_t *uids,
 			 size_t max, size_t *n_r)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_MISSING);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_MISSING);
 	size_t n = 0;
 	int ret = -1, rc = SQLITE_DONE;
 	*n_r = 0;
@@ -1036,12 +982,12 @@ store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid,
 	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
 		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
 	if (n < max && rc != SQLITE_DONE) {
-		db_err(s, "missing bodies");
+		store_db_err(s, "missing bodies");
 	} else {
 		*n_r = n;
 		ret = 0;
 	}
-	finish(st);
+	store_finish(st);
 	return ret;
 }
 
@@ -1050,16 +996,16 @@ store_msg_set_flags(struct store *s, int64_t id, const char *flags, uint64_t mod
 {
 	if (check_flags(s, flags) != 0)
 		return -1;
-	sqlite3_stmt *st = stmt(s, ST_MSG_FLAGS);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_FLAGS);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
 	bind_text(st, 2, flags ? flags : "");
 	sqlite3_bind_int64(st, 3, (int64_t)modseq);
-	if (exec_stmt(s, st, "message flags") != 0)
+	if (store_exec(s, st, "message flags") != 0)
 		return -1;
 	if (sqlite3_changes(s->db) == 0) {
-		set_err(s, "message %" PRId64 " not found", id);
+		store_set_err(s, "message %" PRId64 " not found", id);
 		return -1;
 	}
 	return 0;
@@ -1074,12 +1020,12 @@ store_msg_finish(struct store *s, int64_t id, const char *name, int64_t internal
 	size_t nl = strlen(name);
 	if (nl == 0 || nl > STORE_NAME_MAX || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0) {
-		set_err(s, "invalid message name");
+		store_set_err(s, "invalid message name");
 		return -1;
 	}
 	char mid[sizeof(((struct store_msg *)0)->message_id)];
 	snprintf(mid, sizeof(mid), "%s", message_id ? message_id : "");
-	sqlite3_stmt *st = stmt(s, ST_MSG_FINISH);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_FINISH);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
@@ -1088,10 +1034,10 @@ store_msg_finish(struct store *s, int64_t id, const char *name, int64_t internal
 	sqlite3_bind_int64(st, 4, (int64_t)modseq);
 	bind_text(st, 5, mid);
 	sqlite3_bind_int64(st, 6, internaldate);
-	if (exec_stmt(s, st, "message finish") != 0)
+	if (store_exec(s, st, "message finish") != 0)
 		return -1;
 	if (sqlite3_changes(s->db) == 0) {
-		set_err(s, "message %" PRId64 " not found", id);
+		store_set_err(s, "message %" PRId64 " not found", id);
 		return -1;
 	}
 	return 0;
@@ -1100,312 +1046,11 @@ store_msg_finish(struct store *s, int64_t id, const char *name, int64_t internal
 int
 store_msg_delete(struct store *s, int64_t id)
 {
-	sqlite3_stmt *st = stmt(s, ST_MSG_DELETE);
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_DELETE);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, id);
-	return exec_stmt(s, st, "message delete");
-}
-
-/* ---- bodies ---- */
-
-/* Run one step of body work in the caller's transaction, or in a short one of our own. */
-static int
-body_txn_begin(struct store *s, bool *own)
-{
-	*own = sqlite3_get_autocommit(s->db) != 0;
-	return *own ? store_begin(s) : 0;
-}
-
-static int
-body_txn_end(struct store *s, bool own, int ret)
-{
-	if (!own)
-		return ret;
-	if (ret == 0)
-		ret = store_commit(s);
-	if (ret != 0)
-		store_rollback(s);
-	return ret;
-}
-
-int
-store_body_begin(struct store *s, int64_t msg_id, uint64_t size, struct store_body_writer **w_r,
-		 bool *size_changed_r)
-{
-	struct store_body_writer *w = NULL;
-	sqlite3_stmt *st = NULL;
-	bool own = false, changed = false;
-	int ret = -1;
-	*w_r = NULL;
-	if (size_changed_r)
-		*size_changed_r = false;
-	int limit = sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, -1);
-	if (size > (uint64_t)limit) {
-		set_err(s,
-			"message %" PRId64 ": body of %" PRIu64 " bytes is larger than the"
-			" cache allows (%d)",
-			msg_id, size, limit);
-		goto out;
-	}
-	if (body_txn_begin(s, &own) != 0)
-		goto out;
-	st = stmt(s, ST_BODY_MSG);
-	if (!st)
-		goto out;
-	sqlite3_bind_int64(st, 1, msg_id);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		if (rc == SQLITE_DONE)
-			set_err(s, "message %" PRId64 " not found", msg_id);
-		else
-			db_err(s, "body");
-		goto out;
-	}
-	changed = (uint64_t)sqlite3_column_int64(st, 0) != size;
-	bool had = sqlite3_column_int(st, 1) != 0;
-	finish(st);
-	st = NULL;
-	if (changed || had) {
-		st = stmt(s, ST_BODY_MARK);
-		if (!st)
-			goto out;
-		sqlite3_bind_int64(st, 1, msg_id);
-		sqlite3_bind_int64(st, 2, (int64_t)size);
-		if (exec_stmt(s, st, "body") != 0)
-			goto out;
-		st = NULL;
-	}
-	w = calloc(1, sizeof(*w));
-	if (!w) {
-		set_err(s, "body: out of memory");
-		goto out;
-	}
-	w->s = s;
-	w->msg_id = msg_id;
-	w->size = size;
-	w->cap = size < BODY_CHUNK ? (size_t)size : BODY_CHUNK;
-	w->buf = malloc(w->cap ? w->cap : 1);
-	if (!w->buf) {
-		set_err(s, "body: out of memory");
-		goto out;
-	}
-	ret = 0;
-out:
-	finish(st);
-	ret = body_txn_end(s, own, ret);
-	if (ret == 0) {
-		*w_r = w;
-		if (size_changed_r)
-			*size_changed_r = changed;
-	} else if (w) {
-		free(w->buf);
-		free(w);
-	}
-	return ret;
-}
-
-/* Write the buffer to the database; `last`: the body is complete, mark it cached. */
-static int
-body_flush(struct store_body_writer *w, bool last)
-{
-	struct store *s = w->s;
-	sqlite3_blob *blob = NULL;
-	sqlite3_stmt *st = NULL;
-	bool own;
-	int ret = -1;
-	if (body_txn_begin(s, &own) != 0)
-		return -1;
-	if (!w->row) {
-		st = stmt(s, ST_BODY_PUT);
-		if (!st)
-			goto out;
-		sqlite3_bind_int64(st, 1, w->msg_id);
-		if (w->size == w->cap && last) /* all of it is in the buffer */
-			sqlite3_bind_blob(st, 2, w->buf, (int)w->len, SQLITE_STATIC);
-		else
-			sqlite3_bind_zeroblob64(st, 2, w->size);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-			set_err(s, "message %" PRId64 " was deleted while its body was written",
-				w->msg_id);
-			goto out;
-		}
-		if (rc != SQLITE_DONE) {
-			db_err(s, "body");
-			goto out;
-		}
-		finish(st);
-		st = NULL;
-		if (w->size == w->cap && last)
-			w->flushed = w->len;
-		w->row = true;
-	}
-	if (w->flushed < w->size && w->len > 0) {
-		if (sqlite3_blob_open(s->db, "main", "bodies", "data", w->msg_id, 1, &blob) !=
-			SQLITE_OK ||
-		    sqlite3_blob_write(blob, w->buf, (int)w->len, (int)w->flushed) != SQLITE_OK) {
-			db_err(s, "body write");
-			goto out;
-		}
-		w->flushed += w->len;
-	}
-	w->len = 0;
-	if (last) {
-		st = stmt(s, ST_BODY_DONE);
-		if (!st)
-			goto out;
-		sqlite3_bind_int64(st, 1, w->msg_id);
-		sqlite3_bind_int64(st, 2, (int64_t)w->size);
-		if (exec_stmt(s, st, "body") != 0) {
-			st = NULL;
-			goto out;
-		}
-		st = NULL;
-		if (sqlite3_changes(s->db) != 1) {
-			set_err(s,
-				"message %" PRId64 " was deleted or resized while its body was"
-				" written",
-				w->msg_id);
-			goto out;
-		}
-	}
-	ret = 0;
-out:
-	finish(st);
-	sqlite3_blob_close(blob);
-	ret = body_txn_end(s, own, ret);
-	if (ret != 0)
-		w->failed = true;
-	return ret;
-}
-
-int
-store_body_write(struct store_body_writer *w, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	if (w->failed) {
-		set_err(w->s, "message %" PRId64 ": body write after an error", w->msg_id);
-		return -1;
-	}
-	if (len > w->size - w->off) {
-		set_err(w->s, "message %" PRId64 ": body write beyond its size (%" PRIu64 " bytes)",
-			w->msg_id, w->size);
-		w->failed = true;
-		return -1;
-	}
-	while (len > 0) {
-		size_t n = w->cap - w->len;
-		if (n > len)
-			n = len;
-		memcpy(w->buf + w->len, p, n);
-		w->len += n;
-		w->off += n;
-		p += n;
-		len -= n;
-		/* A body larger than the buffer goes out a chunk at a time; one that fits is
-		 * written whole by store_body_end. */
-		if (w->len == w->cap && w->size > w->cap && w->off < w->size &&
-		    body_flush(w, false) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-int
-store_body_end(struct store_body_writer **wp, bool ok)
-{
-	struct store_body_writer *w = *wp;
-	int ret = -1;
-	if (!w)
-		return 0;
-	struct store *s = w->s;
-	if (ok && !w->failed && w->off == w->size) {
-		ret = body_flush(w, true);
-		if (ret == 0)
-			goto out;
-	} else if (ok && !w->failed) {
-		set_err(s,
-			"message %" PRId64 ": body incomplete (%" PRIu64 " of %" PRIu64 " bytes)",
-			w->msg_id, w->off, w->size);
-	} else if (!ok) {
-		ret = 0;
-	}
-	/* Drop what was written; has_body stays 0. */
-	sqlite3_stmt *st = stmt(s, ST_BODY_DROP);
-	if (!st) {
-		ret = -1;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, w->msg_id);
-	char keep[ERR_MAX];
-	memcpy(keep, s->err, sizeof(keep));
-	if (exec_stmt(s, st, "body drop") != 0)
-		ret = -1;
-	else if (ret != 0) /* report the first error, not the cleanup */
-		memcpy(s->err, keep, sizeof(keep));
-out:
-	free(w->buf);
-	free(w);
-	*wp = NULL;
-	return ret;
-}
-
-int
-store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, size_t len,
-		size_t *got_r)
-{
-	sqlite3_blob *blob = NULL;
-	sqlite3_stmt *st = NULL;
-	int ret = -1;
-	*got_r = 0;
-	/* The open blob keeps a read transaction: has_body is read from the same snapshot. */
-	if (sqlite3_blob_open(s->db, "main", "bodies", "data", msg_id, 0, &blob) != SQLITE_OK) {
-		set_err(s, "message %" PRId64 ": cannot read body: %s", msg_id,
-			sqlite3_errmsg(s->db));
-		sqlite3_blob_close(blob);
-		blob = NULL;
-		st = stmt(s, ST_BODY_EXISTS);
-		if (st) {
-			sqlite3_bind_int64(st, 1, msg_id);
-			if (sqlite3_step(st) == SQLITE_DONE) {
-				set_err(s, "message %" PRId64 ": body not cached", msg_id);
-				ret = 1;
-			}
-		}
-		goto out;
-	}
-	st = stmt(s, ST_BODY_HAS);
-	if (!st)
-		goto out;
-	sqlite3_bind_int64(st, 1, msg_id);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 0)) {
-		set_err(s, "message %" PRId64 ": body not cached", msg_id);
-		ret = 1;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		db_err(s, "body read");
-		goto out;
-	}
-	uint64_t size = (uint64_t)sqlite3_blob_bytes(blob);
-	if (offset < size) {
-		if (len > size - offset)
-			len = (size_t)(size - offset);
-		if (len > INT_MAX)
-			len = INT_MAX;
-		if (sqlite3_blob_read(blob, buf, (int)len, (int)offset) != SQLITE_OK) {
-			db_err(s, "body read");
-			goto out;
-		}
-		*got_r = len;
-	}
-	ret = 0;
-out:
-	finish(st);
-	sqlite3_blob_close(blob);
-	return ret;
+	return store_body_after_delete(s, store_exec(s, st, "message delete"));
 }
 
 /* ---- numbers ---- */
@@ -1422,7 +1067,7 @@ file_size(const char *path)
 int
 store_stats(struct store *s, int64_t account_id, struct store_stats *r)
 {
-	sqlite3_stmt *st = stmt(s, account_id ? ST_STATS_ACCOUNT : ST_STATS_ALL);
+	sqlite3_stmt *st = store_stmt(s, account_id ? ST_STATS_ACCOUNT : ST_STATS_ALL);
 	char wal[PATH_MAX];
 	int ret = -1;
 	memset(r, 0, sizeof(*r));
@@ -1431,7 +1076,7 @@ store_stats(struct store *s, int64_t account_id, struct store_stats *r)
 	if (account_id)
 		sqlite3_bind_int64(st, 1, account_id);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		db_err(s, "stats");
+		store_db_err(s, "stats");
 		goto out;
 	}
 	r->folders = (uint64_t)sqlite3_column_int64(st, 0);
@@ -1440,8 +1085,18 @@ store_stats(struct store *s, int64_t account_id, struct store_stats *r)
 	r->body_bytes = (uint64_t)sqlite3_column_int64(st, 3);
 	snprintf(wal, sizeof(wal), "%s-wal", s->path);
 	r->file_bytes = file_size(s->path) + file_size(wal);
+	store_finish(st);
+	/* The packs, by the counters of the bodies in them (one pass over the folders). */
+	st = store_stmt(s, ST_STATS_FILES);
+	if (!st)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		store_db_err(s, "stats");
+		goto out;
+	}
+	r->file_bytes += (uint64_t)sqlite3_column_int64(st, 0);
 	ret = 0;
 out:
-	finish(st);
+	store_finish(st);
 	return ret;
 }

@@ -7,9 +7,12 @@
  *
  * Identity: every folder and message row has a rowid that never changes while the row
  * exists; the FUSE layer derives stable inode numbers from them (store_ino_*).
- * Message bodies live in their own table, apart from the metadata rows, so listing a
- * folder never touches them; they are written and read in pieces (incremental blob I/O),
- * never held whole in memory.
+ * Message bodies live apart from the metadata rows, appended to pack files in
+ * `<cache_dir>/bodies/` (cache/pack.h), so listing a folder never touches them and a body is
+ * written once, not twice as WAL pages and again at each checkpoint. They are written and
+ * read in pieces, never held whole in memory. A range of a pack counts only while a message
+ * row points at it with has_body; bodies cached by schema version 1 (a table in the
+ * database) are still read from there until they are written again.
  *
  * Every lookup used by the file system (by name in a folder, by UID in a folder, children of
  * a folder) goes through an index. Errors: functions return 0 on success, 1 for "not found"
@@ -178,26 +181,36 @@ struct store_body_writer;
 
 /* Start writing the body of message `msg_id`, whose real size is `size` (the literal's
  * size; if it differs from the row's size, the row is corrected and *size_changed_r set).
- * The data goes to disk in pieces as it arrives: the writer buffers at most 256 KiB; each
- * chunk goes to disk in the caller's transaction, or in autocommit mode in a short one of its
- * own, so no lock is held between pieces. End every writer before store_commit,
- * store_rollback or store_close. */
+ * The data goes to the handle's pack in pieces as it arrives (the writer buffers at most
+ * 256 KiB); the row changes run in the caller's transaction, or in autocommit mode in short
+ * ones of their own, so no lock is held between pieces. One writer per handle at a time (a
+ * second store_body_begin fails). End every writer before store_commit, store_rollback or
+ * store_close. */
 int store_body_begin(struct store *s, int64_t msg_id, uint64_t size,
 		     struct store_body_writer **w_r, bool *size_changed_r);
 int store_body_write(struct store_body_writer *w, const void *data, size_t len);
-/* Finish: when all `size` bytes were written and ok is true, the body is marked cached.
- * Otherwise the partial body is dropped. Frees *w. */
+/* Finish: when all `size` bytes were written and ok is true, the row points at them and the
+ * body is marked cached (in the caller's transaction if one is open). No fsync. Otherwise
+ * the partial body is dropped. Frees *w. */
 int store_body_end(struct store_body_writer **w, bool ok);
 /* Read up to len bytes of a cached body at offset: 0 and *got_r (short at the end), 1 if the
- * body is not cached, -1 error. */
+ * body is not cached (also when its pack is missing or ends inside it, as after a crash of
+ * the machine), -1 error. */
 int store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, size_t len,
 		    size_t *got_r);
+/* Remove what a crash left in the pack directory: packs whose row was never committed, and
+ * bytes after the last committed body of a pack (appended by a transaction that never
+ * committed); give back the ranges still queued as dead. Call once when the cache is opened,
+ * before any writer starts, outside a transaction. (Ranges of deleted messages are otherwise
+ * punched after the transaction that deleted the rows commits.) *removed_r (may be NULL)
+ * gets the number of pack files removed. */
+int store_body_sweep(struct store *s, uint64_t *removed_r);
 
 /* ---- numbers for .status ---- */
 
 struct store_stats {
 	uint64_t folders, messages, bodies, body_bytes;
-	uint64_t file_bytes; /* the database file and its WAL */
+	uint64_t file_bytes; /* the database file, its WAL and the bodies in packs (all accounts) */
 };
 /* account_id 0: all accounts. folders counts mailboxes and directories (not account tops
  * or outboxes). */

@@ -909,6 +909,9 @@ prepare_accounts(struct mfs *m)
 		fprintf(stderr, "mailfs: %s\n", err);
 		return -1;
 	}
+	/* Before any sync thread writes a body: what a crash left in the packs goes. */
+	if (store_body_sweep(s, NULL) < 0)
+		fprintf(stderr, "mailfs: warning: %s\n", store_errmsg(s));
 	int ret = -1;
 	struct outbox *ob = NULL;
 	if (outbox_open(m->cfg->cache_dir, &ob, err, sizeof(err)) < 0 || outbox_recover(ob) < 0) {

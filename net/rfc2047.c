@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <iconv.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -240,6 +241,66 @@ emit_iconv(struct buf *out, iconv_t cd, const char *p, size_t n)
 	}
 }
 
+/* ---- open iconv descriptors -------------------------------------------------------- */
+
+/* Descriptors are kept open for the next header: opening one loads the charset's gconv
+ * module (dlopen) and closing the last one unloads it, which cost more than decoding the
+ * Subject (a sixth of a first sync's CPU time, Subjects in a dozen charsets). The cache
+ * holds at most CD_CACHE descriptors, each used by one caller at a time; beyond that they
+ * are opened and closed as before. */
+#define CD_CACHE 16
+
+static pthread_mutex_t cd_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char name[MAX_CHARSET + 1]; /* "" for a free slot */
+	iconv_t cd;
+	bool busy;
+} cd_cache[CD_CACHE]; /* protected by cd_mu */
+
+/* iconv_open("UTF-8", name), from the cache when a descriptor for `name` is free there. */
+static iconv_t
+cd_get(const char *name)
+{
+	int free_slot = -1;
+	pthread_mutex_lock(&cd_mu);
+	for (int i = 0; i < CD_CACHE; i++) {
+		if (cd_cache[i].name[0] == '\0') {
+			if (free_slot < 0)
+				free_slot = i;
+		} else if (!cd_cache[i].busy && strcmp(cd_cache[i].name, name) == 0) {
+			cd_cache[i].busy = true;
+			pthread_mutex_unlock(&cd_mu);
+			return cd_cache[i].cd;
+		}
+	}
+	iconv_t cd = iconv_open("UTF-8", name);
+	if (cd != (iconv_t)-1 && free_slot >= 0 && strlen(name) <= MAX_CHARSET) {
+		memcpy(cd_cache[free_slot].name, name, strlen(name) + 1);
+		cd_cache[free_slot].cd = cd;
+		cd_cache[free_slot].busy = true;
+	}
+	pthread_mutex_unlock(&cd_mu);
+	return cd;
+}
+
+/* Give back a descriptor from cd_get (closed if it is not one of the cache's). */
+static void
+cd_put(iconv_t cd)
+{
+	if (cd == (iconv_t)-1)
+		return;
+	pthread_mutex_lock(&cd_mu);
+	for (int i = 0; i < CD_CACHE; i++) {
+		if (cd_cache[i].name[0] != '\0' && cd_cache[i].cd == cd) {
+			cd_cache[i].busy = false;
+			pthread_mutex_unlock(&cd_mu);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&cd_mu);
+	iconv_close(cd);
+}
+
 /* ---- groups of adjacent encoded-words ---------------------------------------------- */
 
 static void
@@ -272,8 +333,7 @@ group_flush(struct group *g, struct buf *out)
 			break;
 		}
 	}
-	if (g->cd != (iconv_t)-1)
-		iconv_close(g->cd);
+	cd_put(g->cd);
 	g->cd = (iconv_t)-1;
 	g->kind = GROUP_NONE;
 	g->charset[0] = '\0';
@@ -284,8 +344,7 @@ group_flush(struct group *g, struct buf *out)
 static void
 group_free(struct group *g)
 {
-	if (g->cd != (iconv_t)-1)
-		iconv_close(g->cd);
+	cd_put(g->cd);
 	g->cd = (iconv_t)-1;
 	buf_free(&g->bytes);
 }
@@ -308,7 +367,7 @@ charset_open(const char *charset, enum group_kind *kind_r, iconv_t *cd_r)
 		break;
 	}
 	*kind_r = GROUP_ICONV;
-	*cd_r = iconv_open("UTF-8", name);
+	*cd_r = cd_get(name);
 	return *cd_r != (iconv_t)-1;
 }
 
@@ -499,8 +558,7 @@ word_take(const char *p, size_t n, struct group *g, struct buf *scratch, struct 
 		if (!charset_open(w.charset, &kind, &cd))
 			return 0; /* unknown charset: the word stays as written */
 		if (group_flush(g, out) < 0) {
-			if (cd != (iconv_t)-1)
-				iconv_close(cd);
+			cd_put(cd);
 			*err_r = -1;
 			return 0;
 		}

@@ -5,8 +5,9 @@
  *
  * The decoder is for showing a header value, not for checking it: whatever it is given, it
  * produces valid UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above
- * U+10FFFF) and fails only when the output buffer cannot grow. It is a pure function:
- * no global state, no logging, safe to call from any thread.
+ * U+10FFFF) and fails only when the output buffer cannot grow. It is a pure function of
+ * its input: no logging, safe to call from any thread; its only state is a small cache of
+ * open iconv descriptors (behind a mutex), so a charset's module is loaded once.
  *
  * What it does:
  *   - decodes "B" (base64) and "Q" encoded-words (either case) of any charset glibc iconv

@@ -43,7 +43,8 @@ enum tls_result tls_handshake(struct tls *t, char *err, size_t errlen);
 ssize_t tls_read(struct tls *t, void *data, size_t len, char *err, size_t errlen);
 /* Write up to len bytes: > 0 bytes written, or a negative tls_result. */
 ssize_t tls_write(struct tls *t, const void *data, size_t len, char *err, size_t errlen);
-/* Bytes already decrypted and waiting inside OpenSSL. */
+/* Bytes waiting inside OpenSSL: decrypted, or 1 when bytes were read ahead from the socket
+ * but not decrypted yet (a read may still wait for the rest of their record). */
 size_t tls_pending(const struct tls *t);
 /* Protocol and cipher in use, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
 const char *tls_describe(const struct tls *t, char *out, size_t outlen);

@@ -3,8 +3,10 @@
  * and are never reused, accounts, folders (upsert, lookup, paging, each, state, cascading
  * delete), messages (upsert, lookups, paging, uids, missing bodies, flags, delete), bodies
  * (in pieces, in and out of transactions, beyond the size, dropped, incomplete, size
- * correction, rewrite), transactions, stats, the query plans of every statement, and two
- * threads writing and reading the same file at once. */
+ * correction, rewrite), packs (two writers, alignment, modes, the sweep after a crash, blocks
+ * given back when a deletion commits, a pack cut short), the migration of a schema 1 cache
+ * with bodies in the database, transactions, stats, the query plans of every statement, and
+ * two threads writing and reading the same file at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +15,10 @@
 
 #include "cache/store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -221,6 +225,28 @@ raw_exec(const char *dir, const char *sql)
 	sqlite3_close(db);
 }
 
+/* Bytes the pack files of the cache in dir take on disk (their allocated blocks). */
+static uint64_t
+pack_blocks(const char *dir)
+{
+	char path[256];
+	uint64_t sum = 0;
+	snprintf(path, sizeof(path), "%s/bodies", dir);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		if (!strstr(e->d_name, ".pack"))
+			continue;
+		snprintf(path, sizeof(path), "%s/bodies/%s", dir, e->d_name);
+		assert_int_equal(stat(path, &st), 0);
+		sum += (uint64_t)st.st_blocks * 512;
+	}
+	closedir(d);
+	return sum;
+}
+
 static mode_t
 mode_of(const char *path)
 {
@@ -254,7 +280,7 @@ test_open_modes(void **state)
 	store_close(&s); /* NULL is fine */
 
 	/* Migrated from an empty file: version 1, our application id, WAL. */
-	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 2);
 	assert_int_equal(raw_query(sub, "PRAGMA application_id"), 0x6d6c6673);
 	assert_int_equal(raw_query(sub, "SELECT count(*) FROM sqlite_schema WHERE name ="
 					" 'messages'"),
@@ -277,7 +303,7 @@ test_open_modes(void **state)
 	fclose(f);
 	s = open_ok(sub);
 	store_close(&s);
-	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 2);
 	rm_tree(dir);
 }
 
@@ -310,7 +336,7 @@ test_open_race(void **state)
 		pthread_join(t[i], &ok);
 		assert_true(ok != NULL);
 	}
-	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 2);
 	assert_int_equal(raw_query(dir, "PRAGMA auto_vacuum"), 2);
 	assert_int_equal(raw_query(dir, "SELECT count(*) FROM accounts"), 1);
 	rm_tree(dir);
@@ -374,7 +400,7 @@ test_open_newer(void **state)
 	assert_int_equal(store_open(dir, &s, err, sizeof(err)), -1);
 	assert_null(s);
 	snprintf(want, sizeof(want),
-		 "%s/mailfs.db: schema version 9 is newer than this mailfs understands (1)", dir);
+		 "%s/mailfs.db: schema version 9 is newer than this mailfs understands (2)", dir);
 	assert_string_equal(err, want);
 	/* Refused, not damaged. */
 	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 9);
@@ -678,7 +704,8 @@ test_folder_delete_cascade(void **state)
 	OK(put_body(fx->s, ma, 100, 64, NULL));
 	OK(put_body(fx->s, mc, 300000, 12000, NULL));
 	OK(put_body(fx->s, mk, 50, 50, NULL));
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 3);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM messages WHERE body_pack"), 3);
+	uint64_t before = pack_blocks(fx->dir);
 
 	raw_exec(fx->dir, "UPDATE folders SET mtime = 0");
 	OK(store_folder_delete(fx->s, a));
@@ -696,7 +723,9 @@ test_folder_delete_cascade(void **state)
 	size_t got;
 	char buf[16];
 	assert_int_equal(store_body_read(fx->s, mc, 0, buf, sizeof(buf), &got), 1);
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 1);
+	/* The deleted bodies' blocks were given back. */
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM dead_bodies"), 0);
+	assert_true(pack_blocks(fx->dir) + 290000 <= before);
 	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM messages"), 1);
 	assert_true(check_body(fx->s, mk, 50, 4096));
 
@@ -706,7 +735,8 @@ test_folder_delete_cascade(void **state)
 	OK(store_folder_delete(fx->s, fx->top));
 	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM folders"), 0);
 	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM messages"), 0);
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 0);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM dead_bodies"), 0);
+	assert_int_equal(pack_blocks(fx->dir), 0);
 }
 
 /* ---- messages ---- */
@@ -983,7 +1013,7 @@ test_msg_flags_delete(void **state)
 	OK(store_folder_get(fx->s, fx->inbox, &f));
 	assert_int_equal(f.messages, 1);
 	assert_true(f.mtime >= time(NULL) - 5);
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 0);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM dead_bodies"), 0);
 	OK(store_stats(fx->s, fx->acct, &st));
 	assert_int_equal(st.messages, 1);
 	assert_int_equal(st.bodies, 0);
@@ -1086,9 +1116,9 @@ test_body_errors(void **state)
 	assert_int_equal(store_body_read(fx->s, id, 0, data, 10, &got), 1);
 	OK(store_body_begin(fx->s, id, sizeof(data), &w, NULL));
 	OK(store_body_write(w, data, sizeof(data) - 1));
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 1);
+	assert_true(pack_blocks(fx->dir) >= 256 * 1024); /* partly on disk */
 	OK(store_body_end(&w, false));
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 0);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM messages WHERE body_pack"), 0);
 	assert_int_equal(store_body_read(fx->s, id, 0, data, 10, &got), 1);
 
 	/* Incomplete with ok = true: an error, dropped. */
@@ -1107,12 +1137,12 @@ test_body_errors(void **state)
 	OK(store_msg_delete(fx->s, id));
 	assert_int_equal(store_body_end(&w, true), -1);
 	assert_non_null(strstr(store_errmsg(fx->s), "deleted"));
-	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM bodies"), 0);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM messages WHERE body_pack"), 0);
 
-	/* Larger than SQLite allows. */
+	/* Larger than a file can be. */
 	int64_t id2 = add_msg(fx->s, fx->inbox, 2, "two.eml", 10);
-	assert_int_equal(store_body_begin(fx->s, id2, (uint64_t)1 << 40, &w, NULL), -1);
-	assert_non_null(strstr(store_errmsg(fx->s), "larger than the cache allows"));
+	assert_int_equal(store_body_begin(fx->s, id2, UINT64_MAX, &w, NULL), -1);
+	assert_non_null(strstr(store_errmsg(fx->s), "too large"));
 	assert_null(w);
 
 	/* Rolled back under a writer: its end fails and leaves nothing. */
@@ -1189,7 +1219,11 @@ test_body_rewrite_empty(void **state)
 	OK(store_body_read(fx->s, id, 599990, buf, sizeof(buf), &got));
 	assert_int_equal(got, 10);
 	assert_int_equal(buf[0], 'z');
-	assert_int_equal(raw_query(fx->dir, "SELECT length(data) FROM bodies"), 600000);
+	/* The old body's range was given back; the new one is elsewhere. */
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM dead_bodies"), 0);
+	assert_int_equal(raw_query(fx->dir, "SELECT body_off FROM messages WHERE body_pack"),
+			 600000 / 4096 * 4096 + 4096);
+	assert_true(pack_blocks(fx->dir) < 2 * 600000);
 
 	/* An empty body is a body. */
 	int64_t e = add_msg(fx->s, fx->inbox, 2, "empty.eml", 0);
@@ -1205,6 +1239,223 @@ test_body_rewrite_empty(void **state)
 	struct store_msg r;
 	OK(store_msg_get(fx->s, e, &r));
 	assert_true(r.has_body);
+}
+
+/* ---- packs ---- */
+
+static uint64_t
+size_of(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static void
+test_body_packs(void **state)
+{
+	struct fx *fx = *state;
+	char path[256];
+	/* Two handles writing at once append to two packs, each body whole and aligned. */
+	struct store *s2 = open_ok(fx->dir);
+	int64_t a = add_msg(fx->s, fx->inbox, 1, "a.eml", 300001);
+	int64_t b = add_msg(fx->s, fx->inbox, 2, "b.eml", 5000);
+	struct store_body_writer *wa = NULL, *wb = NULL;
+	OK(store_body_begin(fx->s, a, 300001, &wa, NULL));
+	OK(store_body_begin(s2, b, 5000, &wb, NULL));
+	/* One writer per handle at a time. */
+	struct store_body_writer *w3 = NULL;
+	assert_int_equal(store_body_begin(fx->s, b, 5000, &w3, NULL), -1);
+	assert_null(w3);
+	unsigned char buf[1000];
+	for (uint64_t off = 0; off < 300001; off += 1000) {
+		size_t n = 300001 - off < 1000 ? (size_t)(300001 - off) : 1000;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pat(a, off + i);
+		OK(store_body_write(wa, buf, n));
+		if (off < 5000) {
+			for (size_t i = 0; i < 1000; i++)
+				buf[i] = pat(b, off + i);
+			OK(store_body_write(wb, buf, 1000));
+		}
+	}
+	OK(store_body_end(&wb, true));
+	OK(store_body_end(&wa, true));
+	assert_true(check_body(fx->s, a, 300001, 4096));
+	assert_true(check_body(s2, b, 5000, 333));
+	assert_true(check_body(s2, a, 300001, 128 * 1024));
+	assert_int_equal(raw_query(fx->dir, "SELECT count(DISTINCT body_pack) FROM messages"), 2);
+	/* The next body of a handle goes into its pack after the last, aligned. */
+	int64_t c = add_msg(fx->s, fx->inbox, 3, "c.eml", 10);
+	OK(put_body(fx->s, c, 10, 3, NULL));
+	assert_true(check_body(s2, c, 10, 4));
+	sqlite3 *db = raw_open(fx->dir);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT body_off FROM messages WHERE id = %" PRId64, c);
+	assert_int_equal(raw_int(db, sql), (300001 + 4095) / 4096 * 4096);
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM messages WHERE body_pack = (SELECT body_pack FROM"
+		 " messages WHERE id = %" PRId64 ")",
+		 a);
+	assert_int_equal(raw_int(db, sql), 2);
+	sqlite3_close(db);
+	store_close(&s2);
+	/* Private: the directory 0700, the packs 0600, whatever the umask. */
+	snprintf(path, sizeof(path), "%s/bodies", fx->dir);
+	assert_int_equal(mode_of(path), 0700);
+	snprintf(path, sizeof(path), "%s/bodies/1.pack", fx->dir);
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/bodies/2.pack", fx->dir);
+	assert_int_equal(mode_of(path), 0600);
+}
+
+/* A crash (here: a handle closed with its transaction open, and a pack nobody knows) leaves
+ * bytes no row vouches for; the sweep at the next start removes them. */
+static void
+test_body_sweep(void **state)
+{
+	struct fx *fx = *state;
+	char path[256];
+	int64_t a = add_msg(fx->s, fx->inbox, 1, "a.eml", 70000);
+	int64_t b = add_msg(fx->s, fx->inbox, 2, "b.eml", 90000);
+	OK(put_body(fx->s, a, 70000, 7000, NULL));
+	OK(store_begin(fx->s));
+	OK(put_body(fx->s, b, 90000, 9000, NULL));
+	store_close(&fx->s); /* never committed */
+	snprintf(path, sizeof(path), "%s/bodies/1.pack", fx->dir);
+	assert_true(size_of(path) > 70000 + 90000);
+	snprintf(path, sizeof(path), "%s/bodies/77.pack", fx->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("junk", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/bodies/notes.txt", fx->dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+
+	fx->s = open_ok(fx->dir);
+	uint64_t removed = 9;
+	OK(store_body_sweep(fx->s, &removed));
+	assert_int_equal(removed, 1);
+	snprintf(path, sizeof(path), "%s/bodies/77.pack", fx->dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/bodies/notes.txt", fx->dir);
+	assert_int_equal(access(path, F_OK), 0); /* not ours: left alone */
+	snprintf(path, sizeof(path), "%s/bodies/1.pack", fx->dir);
+	assert_int_equal(size_of(path), 70000);
+	assert_true(check_body(fx->s, a, 70000, 65536));
+	unsigned char buf[8];
+	size_t got;
+	assert_int_equal(store_body_read(fx->s, b, 0, buf, sizeof(buf), &got), 1);
+	/* The body is fetched again and lands after the first. */
+	OK(put_body(fx->s, b, 90000, 9000, NULL));
+	assert_true(check_body(fx->s, b, 90000, 8192));
+	assert_true(check_body(fx->s, a, 70000, 8192));
+	OK(store_body_sweep(fx->s, &removed));
+	assert_int_equal(removed, 0);
+
+	/* A pack cut short (a crash of the machine): its bodies are not served. */
+	assert_int_equal(truncate(path, 80000), 0);
+	assert_int_equal(store_body_read(fx->s, b, 10000, buf, sizeof(buf), &got), 1);
+	assert_false(check_body(fx->s, b, 90000, 8192));
+	assert_true(check_body(fx->s, a, 70000, 8192));
+	/* A pack that vanished: not served either, and no error. */
+	assert_int_equal(unlink(path), 0);
+	store_close(&fx->s);
+	fx->s = open_ok(fx->dir);
+	assert_int_equal(store_body_read(fx->s, a, 0, buf, sizeof(buf), &got), 1);
+}
+
+/* The blocks of a deleted message go when the deletion commits, not before. */
+static void
+test_body_delete_txn(void **state)
+{
+	struct fx *fx = *state;
+	struct store *s2 = open_ok(fx->dir);
+	int64_t a = add_msg(fx->s, fx->inbox, 1, "a.eml", 500000);
+	OK(put_body(fx->s, a, 500000, 65536, NULL));
+	uint64_t full = pack_blocks(fx->dir);
+	assert_true(full >= 500000);
+
+	OK(store_begin(fx->s));
+	OK(store_msg_delete(fx->s, a));
+	assert_true(check_body(s2, a, 500000, 128 * 1024)); /* others still see it */
+	store_rollback(fx->s);
+	assert_true(check_body(fx->s, a, 500000, 128 * 1024));
+	assert_int_equal(pack_blocks(fx->dir), full);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM dead_bodies"), 0);
+
+	OK(store_begin(fx->s));
+	OK(store_msg_delete(fx->s, a));
+	assert_int_equal(pack_blocks(fx->dir), full);
+	OK(store_commit(fx->s));
+	assert_true(pack_blocks(fx->dir) + 495000 <= full);
+	assert_int_equal(raw_query(fx->dir, "SELECT count(*) FROM dead_bodies"), 0);
+	unsigned char buf[8];
+	size_t got;
+	assert_int_equal(store_body_read(s2, a, 0, buf, sizeof(buf), &got), 1);
+	store_close(&s2);
+}
+
+/* A cache of schema version 1 (bodies in a table of the database) is migrated: its bodies
+ * are still served, and one written again moves to a pack. */
+static void
+test_migrate_v1(void **state)
+{
+	(void)state;
+	char dir[64], path[128];
+	int64_t acct, top, inbox;
+	make_tmp(dir, sizeof(dir));
+	struct store *s = open_ok(dir);
+	struct fx fxs = {.s = s}, *fx = &fxs;
+	OK(store_account_ensure(s, "personal", &acct));
+	OK(store_folder_ensure(s, acct, 0, "personal", STORE_FOLDER_ACCOUNT, "", 0, 0, &top));
+	OK(store_folder_ensure(s, acct, top, "INBOX", STORE_FOLDER_MAILBOX, "INBOX", '/', 0,
+			       &inbox));
+	int64_t id = add_msg(s, inbox, 1, "old.eml", 11);
+	int64_t gone = add_msg(s, inbox, 2, "gone.eml", 3);
+	store_close(&s);
+	/* Back to version 1, as an older mailfs left it. */
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+		 "DROP TRIGGER messages_ad_body; DROP TRIGGER messages_au_body;"
+		 " DROP TABLE dead_bodies; DROP TABLE packs;"
+		 " ALTER TABLE messages DROP COLUMN body_pack;"
+		 " ALTER TABLE messages DROP COLUMN body_off;"
+		 " INSERT INTO bodies(msg_id, data) VALUES (%" PRId64 ", CAST('legacy body'"
+		 " AS BLOB)), (%" PRId64 ", CAST('old' AS BLOB));"
+		 " UPDATE messages SET has_body = 1; PRAGMA user_version = 1",
+		 id, gone);
+	raw_exec(dir, sql);
+	snprintf(path, sizeof(path), "%s/bodies", dir);
+	assert_int_equal(rmdir(path), 0);
+
+	s = fx->s = open_ok(dir);
+	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 2);
+	OK(store_body_sweep(s, NULL));
+	char buf[32];
+	size_t got;
+	OK(store_body_read(s, id, 0, buf, sizeof(buf), &got));
+	assert_int_equal(got, 11);
+	assert_memory_equal(buf, "legacy body", 11);
+	OK(store_body_read(s, id, 7, buf, 2, &got));
+	assert_int_equal(got, 2);
+	assert_memory_equal(buf, "bo", 2);
+	struct store_stats st;
+	OK(store_stats(s, acct, &st));
+	assert_int_equal(st.bodies, 2);
+	assert_int_equal(st.body_bytes, 14);
+	/* Deleting a message with a legacy body works as before. */
+	OK(store_msg_delete(s, gone));
+	assert_int_equal(raw_query(dir, "SELECT count(*) FROM bodies"), 1);
+	/* Written again: from a pack now, and the old copy is gone. */
+	OK(put_body(s, id, 11, 4, NULL));
+	assert_true(check_body(s, id, 11, 5));
+	assert_int_equal(raw_query(dir, "SELECT count(*) FROM bodies"), 0);
+	assert_int_equal(raw_query(dir, "SELECT count(*) FROM messages WHERE body_pack"), 1);
+	store_close(&s);
+	rm_tree(dir);
 }
 
 /* ---- transactions and numbers ---- */
@@ -1270,7 +1521,8 @@ test_stats(void **state)
 	assert_int_equal(st.folders, 0);
 	assert_int_equal(st.messages, 0);
 	/* The counters agree with the rows. */
-	assert_int_equal(raw_query(fx->dir, "SELECT sum(length(data)) FROM bodies"), 4001);
+	assert_int_equal(raw_query(fx->dir, "SELECT sum(size) FROM messages WHERE body_pack"),
+			 4001);
 }
 
 /* ---- query plans ---- */
@@ -1622,6 +1874,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_body_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_body_size_correction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_body_rewrite_empty, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_packs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_sweep, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_delete_txn, setup, teardown),
+	    cmocka_unit_test(test_migrate_v1),
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_query_plans),
