@@ -38,23 +38,29 @@
 /* readdir offsets of scratch files: after every queue row (4 + 2 * id). */
 #define SCRATCH_OFF (UINT64_C(1) << 60)
 
-/* A file being written in outbox/ (one per CREATE; fi->fh points to it). */
+/* A file being written in outbox/ (one per CREATE; fi->fh points to it).
+ *
+ * Lifetime: a writer is freed when it is out of the list (released, or a scratch file
+ * removed or renamed), its CREATE handle is released, and no handler holds a reference
+ * from writer_find()/scratch_find() (each such reference is dropped with writer_put()).
+ * in_list, handles and refs are protected by mfs.writers_mu; the rest by w->mu. */
 struct writer {
 	struct writer *next;
-	int64_t id;      /* queue row */
-	size_t acc;      /* account index */
-	int fd;          /* scratch file */
+	bool in_list;
+	unsigned handles; /* CREATE handles not released yet */
+	unsigned refs;    /* references held by handlers */
+	int64_t id;       /* queue row */
+	size_t acc;       /* account index */
+	int fd;           /* scratch file */
 	uint64_t size;
 	int64_t mtime;
-	bool done;       /* submitted (or cancelled): later writes are refused */
-	int result;      /* of the submission: 0 or an errno for every later flush */
+	bool done;        /* submitted (or cancelled): later writes are refused */
+	int result;       /* of the submission: 0 or an errno for every later flush */
 	pthread_mutex_t mu;
 	/* Scratch files (dot names) only: */
 	bool scratch;
 	uint64_t serial; /* inode value (OBX_SCRATCH) */
 	char name[OUTBOX_NAME_MAX + 1];
-	unsigned opens;  /* handles from CREATE not released yet */
-	bool removed;    /* unlinked or renamed away: freed when opens drops to 0 */
 };
 
 static _Atomic uint64_t scratch_serial;
@@ -67,33 +73,29 @@ writer_free(struct writer *w)
 	free(w);
 }
 
-/* The scratch file NAME of account acc, or by serial (name NULL). */
-static struct writer *
-scratch_find(struct mfs *m, size_t acc, const char *name, uint64_t serial)
+/* Under writers_mu: free it if nothing holds it any more (the caller frees). */
+static bool
+writer_unused(const struct writer *w)
 {
-	pthread_mutex_lock(&m->writers_mu);
-	struct writer *w = m->writers;
-	for (; w != NULL; w = w->next)
-		if (w->scratch && !w->removed &&
-		    (name ? w->acc == acc && strcmp(w->name, name) == 0 : w->serial == serial))
-			break;
-	pthread_mutex_unlock(&m->writers_mu);
-	return w;
-}
-
-static struct writer *
-writer_find(struct mfs *m, int64_t id)
-{
-	pthread_mutex_lock(&m->writers_mu);
-	struct writer *w = m->writers;
-	while (w != NULL && (w->scratch || w->id != id))
-		w = w->next;
-	pthread_mutex_unlock(&m->writers_mu);
-	return w;
+	return !w->in_list && w->handles == 0 && w->refs == 0;
 }
 
 static void
-writer_remove(struct mfs *m, struct writer *w)
+writer_put(struct mfs *m, struct writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&m->writers_mu);
+	w->refs--;
+	bool free_it = writer_unused(w);
+	pthread_mutex_unlock(&m->writers_mu);
+	if (free_it)
+		writer_free(w);
+}
+
+/* Take it out of the list: it can no longer be found. */
+static void
+writer_unlist(struct mfs *m, struct writer *w)
 {
 	pthread_mutex_lock(&m->writers_mu);
 	for (struct writer **p = &m->writers; *p != NULL; p = &(*p)->next)
@@ -101,7 +103,52 @@ writer_remove(struct mfs *m, struct writer *w)
 			*p = w->next;
 			break;
 		}
+	w->in_list = false;
+	bool free_it = writer_unused(w);
 	pthread_mutex_unlock(&m->writers_mu);
+	if (free_it)
+		writer_free(w);
+}
+
+static void
+writer_close_handle(struct mfs *m, struct writer *w)
+{
+	pthread_mutex_lock(&m->writers_mu);
+	w->handles--;
+	bool free_it = writer_unused(w);
+	pthread_mutex_unlock(&m->writers_mu);
+	if (free_it)
+		writer_free(w);
+}
+
+/* The scratch file NAME of account acc, or by serial (name NULL); with a reference. */
+static struct writer *
+scratch_find(struct mfs *m, size_t acc, const char *name, uint64_t serial)
+{
+	pthread_mutex_lock(&m->writers_mu);
+	struct writer *w = m->writers;
+	for (; w != NULL; w = w->next)
+		if (w->scratch &&
+		    (name ? w->acc == acc && strcmp(w->name, name) == 0 : w->serial == serial))
+			break;
+	if (w != NULL)
+		w->refs++;
+	pthread_mutex_unlock(&m->writers_mu);
+	return w;
+}
+
+/* The file being written as queue row id; with a reference. */
+static struct writer *
+writer_find(struct mfs *m, int64_t id)
+{
+	pthread_mutex_lock(&m->writers_mu);
+	struct writer *w = m->writers;
+	while (w != NULL && (w->scratch || w->id != id))
+		w = w->next;
+	if (w != NULL)
+		w->refs++;
+	pthread_mutex_unlock(&m->writers_mu);
+	return w;
 }
 
 /* ---- names and attributes ------------------------------------------------------------- */
@@ -162,6 +209,7 @@ obx_attr(struct mfs *m, uint64_t ino, struct stat *st)
 		pthread_mutex_lock(&sw->mu);
 		file_attr(m, ino, sw->size, sw->mtime, st);
 		pthread_mutex_unlock(&sw->mu);
+		writer_put(m, sw);
 		return 0;
 	}
 	struct writer *w = k == OBX_FILE ? writer_find(m, (int64_t)v) : NULL;
@@ -169,6 +217,7 @@ obx_attr(struct mfs *m, uint64_t ino, struct stat *st)
 		pthread_mutex_lock(&w->mu);
 		file_attr(m, ino, w->size, w->mtime, st);
 		pthread_mutex_unlock(&w->mu);
+		writer_put(m, w);
 		return 0;
 	}
 	struct outbox *ob = thread_outbox(m);
@@ -243,10 +292,13 @@ obx_lookup(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		if (name[0] == '.') {
 			struct writer *sw = scratch_find(m, v, name, 0);
-			if (sw == NULL)
+			if (sw == NULL) {
 				fuse_reply_err(req, ENOENT);
-			else
-				reply_entry(m, req, obx_ino(OBX_SCRATCH, sw->serial));
+				return true;
+			}
+			uint64_t serial = sw->serial;
+			writer_put(m, sw);
+			reply_entry(m, req, obx_ino(OBX_SCRATCH, serial));
 			return true;
 		}
 		int r = outbox_lookup(ob, acct, false, name, &it);
@@ -392,7 +444,7 @@ obx_readdir(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			struct writer *next = NULL;
 			pthread_mutex_lock(&m->writers_mu);
 			for (struct writer *w = m->writers; w != NULL; w = w->next)
-				if (w->scratch && !w->removed && w->acc == v && w->serial > last &&
+				if (w->scratch && w->acc == v && w->serial > last &&
 				    (next == NULL || w->serial < next->serial))
 					next = w;
 			char name[OUTBOX_NAME_MAX + 1];
@@ -445,7 +497,13 @@ obx_read(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOENT);
 		return true;
 	}
-	if (w != NULL && !w->done) {
+	bool from_scratch = false;
+	if (w != NULL) {
+		pthread_mutex_lock(&w->mu);
+		from_scratch = !w->done;
+		pthread_mutex_unlock(&w->mu);
+	}
+	if (from_scratch) {
 		ssize_t n = pread(w->fd, data, size, off);
 		r = n < 0 ? -1 : 0;
 		got = n < 0 ? 0 : (size_t)n;
@@ -461,6 +519,7 @@ obx_read(struct mfs *m, fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	} else {
 		r = outbox_read(ob, (int64_t)v, (uint64_t)off, data, size, &got);
 	}
+	writer_put(m, w);
 	if (r < 0)
 		fuse_reply_err(req, EIO);
 	else
@@ -529,12 +588,14 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	w->acc = v;
 	w->mtime = time(NULL);
 	pthread_mutex_init(&w->mu, NULL);
+	w->handles = 1;
 	if (name[0] == '.') {
 		w->scratch = true;
 		w->serial = ++scratch_serial;
-		w->opens = 1;
 		snprintf(w->name, sizeof(w->name), "%s", name);
-		if (scratch_find(m, v, name, 0) != NULL) {
+		struct writer *old = scratch_find(m, v, name, 0);
+		if (old != NULL) {
+			writer_put(m, old);
 			writer_free(w);
 			fuse_reply_err(req, EEXIST);
 			return true;
@@ -544,15 +605,14 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	if (r != 0) {
 		if (r < 0)
 			log_error("outbox: %s", outbox_errmsg(ob));
-		close(w->fd);
-		pthread_mutex_destroy(&w->mu);
-		free(w);
+		writer_free(w);
 		fuse_reply_err(req, r < 0 ? EIO : EEXIST);
 		return true;
 	}
 	pthread_mutex_lock(&m->writers_mu);
 	w->next = m->writers;
 	m->writers = w;
+	w->in_list = true;
 	pthread_mutex_unlock(&m->writers_mu);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
@@ -562,10 +622,10 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	fi->direct_io = 1; /* what is read back comes from the scratch file or the queue */
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* The creating process went away: nothing was promised. */
-		writer_remove(m, w);
 		if (!w->scratch)
 			outbox_delete(ob, w->id);
-		writer_free(w);
+		writer_unlist(m, w);
+		writer_close_handle(m, w);
 	}
 	return true;
 }
@@ -573,8 +633,13 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 static struct writer *
 writer_of(struct mfs *m, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (fi != NULL && fi->fh != 0)
-		return (struct writer *)(uintptr_t)fi->fh;
+	if (fi != NULL && fi->fh != 0) {
+		struct writer *w = (struct writer *)(uintptr_t)fi->fh;
+		pthread_mutex_lock(&m->writers_mu);
+		w->refs++;
+		pthread_mutex_unlock(&m->writers_mu);
+		return w;
+	}
 	uint64_t v;
 	enum obx_kind k = obx_kind(ino, &v);
 	return k == OBX_FILE	  ? writer_find(m, (int64_t)v)
@@ -610,6 +675,7 @@ obx_write(struct mfs *m, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t
 			w->size = (uint64_t)off + (uint64_t)n;
 	}
 	pthread_mutex_unlock(&w->mu);
+	writer_put(m, w);
 	if (err != 0)
 		fuse_reply_err(req, err);
 	else
@@ -679,11 +745,7 @@ obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	struct writer *w = (struct writer *)(uintptr_t)fi->fh;
 	if (w->scratch) {
 		/* Kept until renamed or removed; freed here if that already happened. */
-		pthread_mutex_lock(&m->writers_mu);
-		bool free_it = --w->opens == 0 && w->removed;
-		pthread_mutex_unlock(&m->writers_mu);
-		if (free_it)
-			writer_free(w);
+		writer_close_handle(m, w);
 		fuse_reply_err(req, 0);
 		return true;
 	}
@@ -695,24 +757,67 @@ obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 			outbox_delete(ob, w->id);
 	}
 	pthread_mutex_unlock(&w->mu);
-	writer_remove(m, w);
-	writer_free(w);
+	writer_unlist(m, w);
+	writer_close_handle(m, w);
 	fuse_reply_err(req, 0);
 	return true;
 }
 
-/* Take a scratch file out of the listing; it is freed now or at its last release. */
-static void
-scratch_drop(struct mfs *m, struct writer *w)
+
+/* Rename the scratch file w (NULL: not one) of account acc: to another dot name it stays a
+ * scratch file; to a plain name it is queued, as a close would have, and the result is
+ * what close would have said (0, EINVAL with the file in failed/, EIO). It may still be
+ * open: RELEASE comes after close() returned, asynchronously; what was written when it
+ * is renamed is what is queued. */
+static int
+rename_scratch(struct mfs *m, struct writer *w, size_t acc, fuse_ino_t newparent,
+	       const char *newname, unsigned flags)
 {
-	pthread_mutex_lock(&m->writers_mu);
-	w->removed = true;
-	bool free_it = w->opens == 0;
-	pthread_mutex_unlock(&m->writers_mu);
-	if (free_it) {
-		writer_remove(m, w);
-		writer_free(w);
+	uint64_t nv = 0;
+	/* Only a scratch file renamed within its outbox; the rest is fixed for now. */
+	if (w == NULL || obx_kind(newparent, &nv) != OBX_DIR || nv != acc ||
+	    strcmp(newname, "failed") == 0 || (flags & RENAME_EXCHANGE))
+		return EPERM;
+	if (strlen(newname) > OUTBOX_NAME_MAX)
+		return ENAMETOOLONG;
+	if (newname[0] == '.') {
+		struct writer *old = scratch_find(m, acc, newname, 0);
+		if (old != NULL && (flags & RENAME_NOREPLACE)) {
+			writer_put(m, old);
+			return EEXIST;
+		}
+		if (old != NULL && old != w)
+			writer_unlist(m, old);
+		writer_put(m, old);
+		pthread_mutex_lock(&m->writers_mu);
+		snprintf(w->name, sizeof(w->name), "%s", newname);
+		pthread_mutex_unlock(&m->writers_mu);
+		return 0;
 	}
+	struct outbox *ob = thread_outbox(m);
+	if (ob == NULL)
+		return EIO;
+	struct account *a = &m->acc[acc];
+	pthread_mutex_lock(&w->mu);
+	uint64_t size = w->size;
+	int64_t mtime = w->mtime;
+	pthread_mutex_unlock(&w->mu);
+	int64_t id;
+	int r = outbox_create(ob, a->cfg->name, newname, mtime, &id);
+	if (r != 0)
+		return r < 0 ? EIO : EEXIST;
+	char why[600] = "";
+	r = outbox_submit(ob, id, a->cfg, w->fd, size, mtime, why, sizeof(why));
+	if (r < 0) {
+		log_error("outbox: account %s: %s", a->cfg->name, outbox_errmsg(ob));
+		outbox_delete(ob, id);
+		return EIO;
+	}
+	writer_unlist(m, w);
+	if (r == 1)
+		log_warn("outbox: account %s: not sent: %s", a->cfg->name, why);
+	sender_kick(a->sender);
+	return r == 0 ? 0 : EINVAL;
 }
 
 bool
@@ -729,59 +834,11 @@ obx_rename(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name,
 		return true;
 	}
 	struct writer *w = k == OBX_DIR && v < m->nacc ? scratch_find(m, v, name, 0) : NULL;
-	/* Only a scratch file renamed within its outbox; the rest is fixed for now. */
-	if (w == NULL || nk != OBX_DIR || nv != v || strcmp(newname, "failed") == 0 ||
-	    (flags & RENAME_EXCHANGE)) {
-		fuse_reply_err(req, EPERM);
-		return true;
-	}
-	if (strlen(newname) > OUTBOX_NAME_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return true;
-	}
-	if (newname[0] == '.') {
-		struct writer *old = scratch_find(m, v, newname, 0);
-		if (old != NULL && (flags & RENAME_NOREPLACE)) {
-			fuse_reply_err(req, EEXIST);
-			return true;
-		}
-		if (old != NULL && old != w)
-			scratch_drop(m, old);
-		pthread_mutex_lock(&m->writers_mu);
-		snprintf(w->name, sizeof(w->name), "%s", newname);
-		pthread_mutex_unlock(&m->writers_mu);
-		fuse_reply_err(req, 0);
-		return true;
-	}
-	/* It may still be open: RELEASE comes after close() returned, asynchronously. What was
-	 * written when it is renamed is what is queued. */
-	struct outbox *ob = thread_outbox(m);
-	if (ob == NULL) {
-		fuse_reply_err(req, EIO);
-		return true;
-	}
-	/* Queue it under the new name, as a close would have. */
-	struct account *a = &m->acc[v];
-	int64_t id;
-	int r = outbox_create(ob, a->cfg->name, newname, w->mtime, &id);
-	if (r != 0) {
-		fuse_reply_err(req, r < 0 ? EIO : EEXIST);
-		return true;
-	}
-	char why[600] = "";
-	r = outbox_submit(ob, id, a->cfg, w->fd, w->size, w->mtime, why, sizeof(why));
-	if (r < 0) {
-		log_error("outbox: account %s: %s", a->cfg->name, outbox_errmsg(ob));
-		outbox_delete(ob, id);
-		fuse_reply_err(req, EIO);
-		return true;
-	}
-	scratch_drop(m, w);
-	if (r == 1)
-		log_warn("outbox: account %s: not sent: %s", a->cfg->name, why);
-	sender_kick(a->sender);
-	fuse_reply_err(req, r == 0 ? 0 : EINVAL);
-	obx_changed(m, a->cfg->name);
+	int err = rename_scratch(m, w, v, newparent, newname, flags);
+	writer_put(m, w);
+	fuse_reply_err(req, err);
+	if (err == 0 || err == EINVAL)
+		obx_changed(m, m->acc[v].cfg->name);
 	return true;
 }
 
@@ -822,9 +879,11 @@ obx_setattr(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct stat *attr, in
 		if (err == 0 && mtime >= 0)
 			w->mtime = mtime;
 		bool done = w->done;
+		int64_t id = w->id;
 		pthread_mutex_unlock(&w->mu);
+		writer_put(m, w);
 		if (err == 0 && done && mtime >= 0)
-			outbox_set_mtime(ob, w->id, mtime);
+			outbox_set_mtime(ob, id, mtime);
 	} else if (k == OBX_FILE || k == OBX_FAILED || k == OBX_ERROR) {
 		struct outbox_item it;
 		int r = outbox_get(ob, (int64_t)v, &it);
@@ -887,8 +946,9 @@ obx_unlink(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name)
 		if (name[0] == '.') {
 			struct writer *sw = scratch_find(m, v, name, 0);
 			if (sw != NULL)
-				scratch_drop(m, sw);
+				writer_unlist(m, sw);
 			fuse_reply_err(req, sw != NULL ? 0 : ENOENT);
+			writer_put(m, sw);
 			return true;
 		}
 		r = outbox_lookup(ob, acct, false, name, &it);
@@ -936,7 +996,14 @@ status_value(struct mfs *m, uint64_t ino, char *out, size_t outlen)
 	if (k != OBX_FILE && k != OBX_FAILED)
 		return -ENODATA;
 	struct writer *w = k == OBX_FILE ? writer_find(m, (int64_t)v) : NULL;
-	if (w != NULL && !w->done) {
+	bool writing = false;
+	if (w != NULL) {
+		pthread_mutex_lock(&w->mu);
+		writing = !w->done;
+		pthread_mutex_unlock(&w->mu);
+		writer_put(m, w);
+	}
+	if (writing) {
 		snprintf(out, outlen, "writing");
 		return (int)strlen(out);
 	}
