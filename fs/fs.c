@@ -2,7 +2,8 @@
  *
  * Round trips decide how fast the mount feels, so: open and opendir answer ENOSYS once
  * (the kernel then never asks again and keeps page and directory caches), FLUSH is answered
- * at once except for outbox files (and with ENOSYS, for good, under -o ro), entries and
+ * at once except for outbox files (and with ENOSYS, for good, on a read-only mount: the
+ * default when no account has an outbox), entries and
  * attributes live for a day, extended attributes outside
  * user.mail.* answer EOPNOTSUPP (coreutils then stops asking), and directory listings are
  * READDIRPLUS pages read with one index seek each.
@@ -954,11 +955,11 @@ out:
 	return ret;
 }
 
-/* Was "-o ro" given (in any -o list)? */
-static bool
-has_ro_option(const struct fuse_args *args)
+/* The last of "-o ro" / "-o rw" given (in any -o list): 1 ro, 0 rw, -1 neither. */
+static int
+ro_option(const struct fuse_args *args)
 {
-	bool ro = false;
+	int ro = -1;
 	for (int i = 1; i < args->argc; i++) {
 		const char *o = NULL;
 		if (strcmp(args->argv[i], "-o") == 0 && i + 1 < args->argc)
@@ -970,9 +971,9 @@ has_ro_option(const struct fuse_args *args)
 		for (const char *p = o; *p;) {
 			size_t n = strcspn(p, ",");
 			if (n == 2 && strncmp(p, "ro", 2) == 0)
-				ro = true;
+				ro = 1;
 			else if (n == 2 && strncmp(p, "rw", 2) == 0)
-				ro = false;
+				ro = 0;
 			p += n + (p[n] == ',');
 		}
 	}
@@ -999,16 +1000,25 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 
 	if (fuse_parse_cmdline(args, &fo) != 0)
 		goto out;
-	m.readonly = has_ro_option(args);
+	int ro = ro_option(args);
 	if (fo.mountpoint == NULL) {
 		fprintf(stderr, "mailfs: no mount point given (see mailfs --help)\n");
 		goto out;
 	}
 	if (prepare_accounts(&m) < 0)
 		goto out;
-	/* noatime: on a writable mount the kernel otherwise marks atime stale after each read,
-	 * which costs one GETATTR per file on the next stat (a second grep, a no-change rsync
-	 * after reading everything). Message files have no atime of their own anyway. */
+	/* Only an outbox takes writes in this version: without one (no account has an smtp
+	 * URL) the mount is read-only unless -o rw says otherwise. A read-only superblock is
+	 * what keeps the kernel from marking atime stale after each READ (one GETATTR per file
+	 * read at its next stat), and FLUSH is then answered ENOSYS once and never sent again. */
+	bool any_outbox = false;
+	for (size_t i = 0; i < m.nacc; i++)
+		any_outbox |= m.acc[i].cfg->smtp.set;
+	m.readonly = ro == 1 || (ro == -1 && !any_outbox);
+	if (m.readonly && ro == -1 && fuse_opt_add_arg(args, "-oro") != 0)
+		goto out;
+	/* noatime: on a writable mount it spares the GETATTR after reads of cached pages (a
+	 * second grep); the first stat after a READ still costs one. */
 	if (fuse_opt_add_arg(args, "-onoatime") != 0)
 		goto out;
 	m.se = fuse_session_new(args, &mfs_ops, sizeof(mfs_ops), &m);
