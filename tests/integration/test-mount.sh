@@ -114,6 +114,18 @@ else
 fi
 cat "$mnt/.status"
 
+# --- no account has an outbox: the mount is read-only --------------------------------------
+if findmnt -no OPTIONS "$mnt" | tr ',' '\n' | grep -qx ro; then
+	ok "no outbox configured: mounted read-only"
+else
+	bad "mount options without an outbox: $(findmnt -no OPTIONS "$mnt")"
+fi
+if err=$(touch "$mnt/alice/INBOX/new.eml" 2>&1); then
+	bad "a file could be created in a folder"
+else
+	case "$err" in *"Read-only file system"*) ok "writing into a folder: EROFS" ;; *) bad "touch said: $err" ;; esac
+fi
+
 # --- find: every folder and every message --------------------------------------------------
 alice_imap list >"$work/list"
 while IFS=$'\t' read -r raw name _flags; do

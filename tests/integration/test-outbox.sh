@@ -131,6 +131,16 @@ msg() { # file, message-id, to, extra headers, body
 
 start
 outbox=$mnt/alice/outbox
+if findmnt -no OPTIONS "$mnt" | tr ',' '\n' | grep -qx rw; then
+	ok "with an outbox the mount is read-write"
+else
+	bad "mount options with an outbox: $(findmnt -no OPTIONS "$mnt")"
+fi
+if err=$(touch "$mnt/alice/INBOX/new.eml" 2>&1); then
+	bad "a file could be created in a folder"
+else
+	case "$err" in *"Read-only file system"*) ok "outside the outbox writes still fail with EROFS" ;; *) bad "touch said: $err" ;; esac
+fi
 
 # --- 1. cp into the outbox: delivered to To and Bcc, no Bcc header, Sent copy with \Seen ----
 id1=one-$tag@e2e.test
