@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/account.h"
 #include "net/imap.h"
 
 
@@ -57,25 +58,12 @@ check_imap(const struct cfg_account *a, const char *password, FILE *out, char *e
 	struct imap_mbox *list = NULL;
 	size_t n = 0;
 	int ret = -1;
-	char trace[80];
-	snprintf(trace, sizeof(trace), "imap %s", a->name);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = 15000,
-		.trace = trace,
-	};
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	if ((c = account_imap_connect(a, NULL, 15000, err, errlen)) == NULL)
 		goto out;
 	char desc[128];
 	fprintf(out, "  connection: %s\n", conn_describe(imap_conn(c), desc, sizeof(desc)));
-	if (imap_login(c, a->user, password) != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
+	if (account_imap_login(c, a, password, err, errlen) != IMAP_OK)
 		goto out;
-	}
 	fprintf(out, "  capabilities: %s\n", imap_caps(c));
 	if (imap_list(c, &list, &n) != IMAP_OK) {
 		snprintf(err, errlen, "LIST failed: %s", imap_errmsg(c));
@@ -115,25 +103,10 @@ check_login(const struct cfg_account *a, char *err, size_t errlen)
 	char *password = NULL;
 	struct imap *c = NULL;
 	int ret = -1;
-	char trace[80];
-	snprintf(trace, sizeof(trace), "imap %s check", a->name);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = 10000,
-		.trace = trace,
-	};
 	if (cfg_password(a, &password, err, errlen) < 0)
 		goto out;
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	if ((c = account_imap_open(a, "check", 10000, password, err, errlen)) == NULL)
 		goto out;
-	if (imap_login(c, a->user, password) != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
-		goto out;
-	}
 	ret = 0;
 out:
 	cfg_secret_free(&password);

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cache/account.h"
 #include "cache/names.h"
 #include "cache/store.h"
 #include "net/buf.h"
@@ -193,19 +194,8 @@ static struct imap *
 connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
 {
 	const struct cfg_account *a = s->acct;
-	char trace[96];
-	snprintf(trace, sizeof(trace), "imap %s %s", a->name, who);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = timeout_ms,
-		.trace = trace,
-	};
-	struct imap *c = NULL;
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	struct imap *c = account_imap_connect(a, who, timeout_ms, err, errlen);
+	if (c == NULL)
 		return NULL;
 	pthread_mutex_lock(&s->mu);
 	if (s->password == NULL && cfg_password(a, &s->password, err, errlen) < 0) {
@@ -213,12 +203,11 @@ connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t
 		imap_close(&c);
 		return NULL;
 	}
-	enum imap_err e = imap_login(c, a->user, s->password);
+	enum imap_err e = account_imap_login(c, a, s->password, err, errlen);
 	if (e == IMAP_ERR_AUTH)
 		cfg_secret_free(&s->password); /* ask password_cmd again next time */
 	pthread_mutex_unlock(&s->mu);
 	if (e != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
 		imap_close(&c);
 		return NULL;
 	}
