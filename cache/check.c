@@ -12,17 +12,6 @@
 #include "net/imap.h"
 
 
-/* Display name of a mailbox: its UTF-8 name with the server's delimiter shown as "/". */
-static void
-display_name(const struct imap_mbox *m, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%s", m->name);
-	if (m->delim != '\0' && m->delim != '/')
-		for (char *p = out; *p; p++)
-			if (*p == m->delim)
-				*p = '/';
-}
-
 static int
 cmp_mbox(const void *a, const void *b)
 {
@@ -74,7 +63,7 @@ check_imap(const struct cfg_account *a, const char *password, FILE *out, char *e
 	uint64_t total = 0;
 	for (size_t i = 0; i < n; i++) {
 		char name[1024];
-		display_name(&list[i], name, sizeof(name));
+		imap_mbox_path(&list[i], name, sizeof(name));
 		if (list[i].flags & IMAP_MBOX_NOSELECT) {
 			fprintf(out, "    %-32s (not selectable)\n", name);
 			continue;

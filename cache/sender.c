@@ -484,11 +484,7 @@ find_sent(struct sender *s, struct imap *c, char *err, size_t errlen)
 			continue;
 		if (s->acct->sent != NULL) {
 			char name[1024];
-			snprintf(name, sizeof(name), "%s", list[i].name);
-			for (char *p = name; *p && list[i].delim && list[i].delim != '/'; p++)
-				if (*p == list[i].delim)
-					*p = '/';
-			if (strcmp(name, s->acct->sent) == 0)
+			if (strcmp(imap_mbox_path(&list[i], name, sizeof(name)), s->acct->sent) == 0)
 				pick = list[i].raw;
 		} else if (list[i].flags & IMAP_MBOX_SENT) {
 			pick = list[i].raw;

@@ -708,11 +708,7 @@ list_folders(struct pass *p, struct seen_set *mailboxes)
 	}
 	for (size_t i = 0; i < n; i++) {
 		char display[2048], path[4096];
-		snprintf(display, sizeof(display), "%s", list[i].name);
-		if (list[i].delim != '\0' && list[i].delim != '/')
-			for (char *q = display; *q; q++)
-				if (*q == list[i].delim)
-					*q = '/';
+		imap_mbox_path(&list[i], display, sizeof(display));
 		if (!folder_wanted(p->s->acct, display))
 			continue;
 		if (names_folder_path(list[i].name, list[i].delim, p->s->acct->outbox, path,
