@@ -1003,44 +1003,43 @@ prefetch_folder(struct pass *p, struct store_folder *f)
 
 /* ---- a pass ----------------------------------------------------------------------- */
 
+/* Run `step` on every mailbox of the listing, INBOX first: it is what people look at.
+ * 0 when all were done, 1 when the sync is stopping (the rest skipped), -1 when a step
+ * failed. */
+static int
+each_mailbox(struct pass *p, const struct seen_set *mailboxes,
+	     int (*step)(struct pass *p, struct store_folder *f))
+{
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < mailboxes->n; i++) {
+			struct store_folder f;
+			if (store_folder_get(p->store, mailboxes->ids[i], &f) != 0)
+				continue;
+			bool inbox = strcmp(f.server_name, "INBOX") == 0;
+			if ((round == 0) != inbox)
+				continue;
+			if (stopping(p->s))
+				return 1;
+			if (step(p, &f) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 do_pass(struct pass *p)
 {
 	struct seen_set mailboxes = { 0 };
-	int ret = -1;
+	int ret = -1, r;
 	set_phase(p->s, "listing");
 	if (list_folders(p, &mailboxes) < 0)
 		goto out;
-	/* INBOX first: it is what people look at. */
-	for (int round = 0; round < 2; round++) {
-		for (size_t i = 0; i < mailboxes.n; i++) {
-			struct store_folder f;
-			if (store_folder_get(p->store, mailboxes.ids[i], &f) != 0)
-				continue;
-			bool inbox = strcmp(f.server_name, "INBOX") == 0;
-			if ((round == 0) != inbox)
-				continue;
-			if (stopping(p->s))
-				goto done;
-			if (sync_folder(p, &f) < 0)
-				goto out;
-		}
-	}
-	for (int round = 0; round < 2; round++) {
-		for (size_t i = 0; i < mailboxes.n; i++) {
-			struct store_folder f;
-			if (store_folder_get(p->store, mailboxes.ids[i], &f) != 0)
-				continue;
-			bool inbox = strcmp(f.server_name, "INBOX") == 0;
-			if ((round == 0) != inbox)
-				continue;
-			if (stopping(p->s))
-				goto done;
-			if (prefetch_folder(p, &f) < 0)
-				goto out;
-		}
-	}
-done:
+	r = each_mailbox(p, &mailboxes, sync_folder);
+	if (r == 0)
+		r = each_mailbox(p, &mailboxes, prefetch_folder);
+	if (r < 0)
+		goto out;
 	ret = 0;
 out:
 	if (p->w != NULL)
