@@ -8,19 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/account.h"
 #include "net/imap.h"
 
-
-/* Display name of a mailbox: its UTF-8 name with the server's delimiter shown as "/". */
-static void
-display_name(const struct imap_mbox *m, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "%s", m->name);
-	if (m->delim != '\0' && m->delim != '/')
-		for (char *p = out; *p; p++)
-			if (*p == m->delim)
-				*p = '/';
-}
 
 static int
 cmp_mbox(const void *a, const void *b)
@@ -57,25 +47,12 @@ check_imap(const struct cfg_account *a, const char *password, FILE *out, char *e
 	struct imap_mbox *list = NULL;
 	size_t n = 0;
 	int ret = -1;
-	char trace[80];
-	snprintf(trace, sizeof(trace), "imap %s", a->name);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = 15000,
-		.trace = trace,
-	};
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	if ((c = account_imap_connect(a, NULL, 15000, err, errlen)) == NULL)
 		goto out;
 	char desc[128];
 	fprintf(out, "  connection: %s\n", conn_describe(imap_conn(c), desc, sizeof(desc)));
-	if (imap_login(c, a->user, password) != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
+	if (account_imap_login(c, a, password, err, errlen) != IMAP_OK)
 		goto out;
-	}
 	fprintf(out, "  capabilities: %s\n", imap_caps(c));
 	if (imap_list(c, &list, &n) != IMAP_OK) {
 		snprintf(err, errlen, "LIST failed: %s", imap_errmsg(c));
@@ -86,7 +63,7 @@ check_imap(const struct cfg_account *a, const char *password, FILE *out, char *e
 	uint64_t total = 0;
 	for (size_t i = 0; i < n; i++) {
 		char name[1024];
-		display_name(&list[i], name, sizeof(name));
+		imap_mbox_path(&list[i], name, sizeof(name));
 		if (list[i].flags & IMAP_MBOX_NOSELECT) {
 			fprintf(out, "    %-32s (not selectable)\n", name);
 			continue;
@@ -115,25 +92,10 @@ check_login(const struct cfg_account *a, char *err, size_t errlen)
 	char *password = NULL;
 	struct imap *c = NULL;
 	int ret = -1;
-	char trace[80];
-	snprintf(trace, sizeof(trace), "imap %s check", a->name);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = 10000,
-		.trace = trace,
-	};
 	if (cfg_password(a, &password, err, errlen) < 0)
 		goto out;
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	if ((c = account_imap_open(a, "check", 10000, password, err, errlen)) == NULL)
 		goto out;
-	if (imap_login(c, a->user, password) != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
-		goto out;
-	}
 	ret = 0;
 out:
 	cfg_secret_free(&password);

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cache/account.h"
 #include "cache/outbox.h"
 #include "net/buf.h"
 #include "net/imap.h"
@@ -188,20 +189,9 @@ static struct smtp *
 smtp_session(struct sender *s, char *err, size_t errlen, bool *config_error)
 {
 	const struct cfg_account *a = s->acct;
-	char trace[96];
-	snprintf(trace, sizeof(trace), "smtp %s", a->name);
-	struct smtp_opts o = {
-		.host = a->smtp.host,
-		.port = a->smtp.port,
-		.implicit_tls = a->smtp.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = 30000,
-		.trace = trace,
-	};
 	struct smtp *c = NULL;
 	*config_error = false;
-	enum smtp_err e = smtp_connect(&o, &c, err, errlen);
+	enum smtp_err e = account_smtp_connect(a, 30000, &c, err, errlen);
 	if (e != SMTP_OK) {
 		*config_error = e == SMTP_ERR_NOTLS;
 		return NULL;
@@ -211,14 +201,9 @@ smtp_session(struct sender *s, char *err, size_t errlen, bool *config_error)
 		smtp_close(&c);
 		return NULL;
 	}
-	enum smtp_auth_mech mech = a->auth == CFG_AUTH_PLAIN     ? SMTP_AUTH_PLAIN
-				   : a->auth == CFG_AUTH_LOGIN   ? SMTP_AUTH_LOGIN
-				   : a->auth == CFG_AUTH_XOAUTH2 ? SMTP_AUTH_XOAUTH2
-								 : SMTP_AUTH_AUTO;
-	e = smtp_login(c, mech, a->user, pw);
+	e = account_smtp_login(c, a, pw, err, errlen);
 	cfg_secret_free(&pw);
 	if (e != SMTP_OK) {
-		snprintf(err, errlen, "%s", smtp_errmsg(c));
 		if (e == SMTP_ERR_AUTH)
 			forget_password(s); /* ask password_cmd again next time */
 		smtp_close(&c);
@@ -462,29 +447,17 @@ static struct imap *
 imap_session(struct sender *s, char *err, size_t errlen)
 {
 	const struct cfg_account *a = s->acct;
-	char trace[96];
-	snprintf(trace, sizeof(trace), "imap %s sent", a->name);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = 30000,
-		.trace = trace,
-	};
-	struct imap *c = NULL;
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	struct imap *c = account_imap_connect(a, "sent", 30000, err, errlen);
+	if (c == NULL)
 		return NULL;
 	char *pw;
 	if (get_password(s, &pw, err, errlen) < 0) {
 		imap_close(&c);
 		return NULL;
 	}
-	enum imap_err e = imap_login(c, a->user, pw);
+	enum imap_err e = account_imap_login(c, a, pw, err, errlen);
 	cfg_secret_free(&pw);
 	if (e != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
 		imap_close(&c);
 		return NULL;
 	}
@@ -511,11 +484,7 @@ find_sent(struct sender *s, struct imap *c, char *err, size_t errlen)
 			continue;
 		if (s->acct->sent != NULL) {
 			char name[1024];
-			snprintf(name, sizeof(name), "%s", list[i].name);
-			for (char *p = name; *p && list[i].delim && list[i].delim != '/'; p++)
-				if (*p == list[i].delim)
-					*p = '/';
-			if (strcmp(name, s->acct->sent) == 0)
+			if (strcmp(imap_mbox_path(&list[i], name, sizeof(name)), s->acct->sent) == 0)
 				pick = list[i].raw;
 		} else if (list[i].flags & IMAP_MBOX_SENT) {
 			pick = list[i].raw;

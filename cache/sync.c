@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cache/account.h"
 #include "cache/names.h"
 #include "cache/store.h"
 #include "net/buf.h"
@@ -193,19 +194,8 @@ static struct imap *
 connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
 {
 	const struct cfg_account *a = s->acct;
-	char trace[96];
-	snprintf(trace, sizeof(trace), "imap %s %s", a->name, who);
-	struct imap_opts o = {
-		.host = a->imap.host,
-		.port = a->imap.port,
-		.implicit_tls = a->imap.implicit_tls,
-		.plaintext = !a->tls,
-		.tls = { .ca_file = a->ca_file, .verify = a->tls_verify },
-		.timeout_ms = timeout_ms,
-		.trace = trace,
-	};
-	struct imap *c = NULL;
-	if (imap_connect(&o, &c, err, errlen) != IMAP_OK)
+	struct imap *c = account_imap_connect(a, who, timeout_ms, err, errlen);
+	if (c == NULL)
 		return NULL;
 	pthread_mutex_lock(&s->mu);
 	if (s->password == NULL && cfg_password(a, &s->password, err, errlen) < 0) {
@@ -213,12 +203,11 @@ connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t
 		imap_close(&c);
 		return NULL;
 	}
-	enum imap_err e = imap_login(c, a->user, s->password);
+	enum imap_err e = account_imap_login(c, a, s->password, err, errlen);
 	if (e == IMAP_ERR_AUTH)
 		cfg_secret_free(&s->password); /* ask password_cmd again next time */
 	pthread_mutex_unlock(&s->mu);
 	if (e != IMAP_OK) {
-		snprintf(err, errlen, "%s", imap_errmsg(c));
 		imap_close(&c);
 		return NULL;
 	}
@@ -719,11 +708,7 @@ list_folders(struct pass *p, struct seen_set *mailboxes)
 	}
 	for (size_t i = 0; i < n; i++) {
 		char display[2048], path[4096];
-		snprintf(display, sizeof(display), "%s", list[i].name);
-		if (list[i].delim != '\0' && list[i].delim != '/')
-			for (char *q = display; *q; q++)
-				if (*q == list[i].delim)
-					*q = '/';
+		imap_mbox_path(&list[i], display, sizeof(display));
 		if (!folder_wanted(p->s->acct, display))
 			continue;
 		if (names_folder_path(list[i].name, list[i].delim, p->s->acct->outbox, path,
@@ -1018,44 +1003,43 @@ prefetch_folder(struct pass *p, struct store_folder *f)
 
 /* ---- a pass ----------------------------------------------------------------------- */
 
+/* Run `step` on every mailbox of the listing, INBOX first: it is what people look at.
+ * 0 when all were done, 1 when the sync is stopping (the rest skipped), -1 when a step
+ * failed. */
+static int
+each_mailbox(struct pass *p, const struct seen_set *mailboxes,
+	     int (*step)(struct pass *p, struct store_folder *f))
+{
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < mailboxes->n; i++) {
+			struct store_folder f;
+			if (store_folder_get(p->store, mailboxes->ids[i], &f) != 0)
+				continue;
+			bool inbox = strcmp(f.server_name, "INBOX") == 0;
+			if ((round == 0) != inbox)
+				continue;
+			if (stopping(p->s))
+				return 1;
+			if (step(p, &f) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
 static int
 do_pass(struct pass *p)
 {
 	struct seen_set mailboxes = { 0 };
-	int ret = -1;
+	int ret = -1, r;
 	set_phase(p->s, "listing");
 	if (list_folders(p, &mailboxes) < 0)
 		goto out;
-	/* INBOX first: it is what people look at. */
-	for (int round = 0; round < 2; round++) {
-		for (size_t i = 0; i < mailboxes.n; i++) {
-			struct store_folder f;
-			if (store_folder_get(p->store, mailboxes.ids[i], &f) != 0)
-				continue;
-			bool inbox = strcmp(f.server_name, "INBOX") == 0;
-			if ((round == 0) != inbox)
-				continue;
-			if (stopping(p->s))
-				goto done;
-			if (sync_folder(p, &f) < 0)
-				goto out;
-		}
-	}
-	for (int round = 0; round < 2; round++) {
-		for (size_t i = 0; i < mailboxes.n; i++) {
-			struct store_folder f;
-			if (store_folder_get(p->store, mailboxes.ids[i], &f) != 0)
-				continue;
-			bool inbox = strcmp(f.server_name, "INBOX") == 0;
-			if ((round == 0) != inbox)
-				continue;
-			if (stopping(p->s))
-				goto done;
-			if (prefetch_folder(p, &f) < 0)
-				goto out;
-		}
-	}
-done:
+	r = each_mailbox(p, &mailboxes, sync_folder);
+	if (r == 0)
+		r = each_mailbox(p, &mailboxes, prefetch_folder);
+	if (r < 0)
+		goto out;
 	ret = 0;
 out:
 	if (p->w != NULL)

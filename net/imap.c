@@ -1126,6 +1126,19 @@ imap_mbox_list_free(struct imap_mbox **list, size_t n)
 	*list = NULL;
 }
 
+char *
+imap_mbox_path(const struct imap_mbox *mb, char *out, size_t outlen)
+{
+	if (outlen == 0)
+		return out;
+	snprintf(out, outlen, "%s", mb->name);
+	if (mb->delim != '\0' && mb->delim != '/')
+		for (char *p = out; *p; p++)
+			if (*p == mb->delim)
+				*p = '/';
+	return out;
+}
+
 /* A mailbox name as an IMAP astring: quoted (names are 7-bit modified UTF-7). */
 static enum imap_err
 quote_mailbox(struct imap *c, const char *raw, char *out, size_t outlen)

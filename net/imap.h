@@ -105,6 +105,11 @@ struct imap_mbox {
  * *list_r is an array of *n_r entries, to free with imap_mbox_list_free(). */
 enum imap_err imap_list(struct imap *c, struct imap_mbox **list_r, size_t *n_r);
 void imap_mbox_list_free(struct imap_mbox **list, size_t n);
+/* The mailbox as the user sees its path: the UTF-8 name with the server's hierarchy
+ * delimiter shown as "/" (a NIL delimiter changes nothing). Written to out (truncated to
+ * outlen - 1 bytes and always terminated when outlen > 0); returns out. Pure: no I/O, no
+ * escaping (file names are cache/names' business). */
+char *imap_mbox_path(const struct imap_mbox *mb, char *out, size_t outlen);
 
 struct imap_status_info {
 	uint32_t messages, uidnext, uidvalidity, unseen;

@@ -138,12 +138,7 @@ raw_name(struct imap *c, const char *want)
 		return NULL;
 	for (size_t i = 0; i < n && raw == NULL; i++) {
 		char name[2048];
-		snprintf(name, sizeof(name), "%s", list[i].name);
-		if (list[i].delim != '/' && list[i].delim != '\0')
-			for (char *p = name; *p; p++)
-				if (*p == list[i].delim)
-					*p = '/';
-		if (strcmp(name, want) == 0)
+		if (strcmp(imap_mbox_path(&list[i], name, sizeof(name)), want) == 0)
 			raw = strdup(list[i].raw);
 	}
 	imap_mbox_list_free(&list, n);
@@ -281,12 +276,8 @@ main(int argc, char **argv)
 		}
 		for (size_t i = 0; i < n; i++) {
 			char name[2048];
-			snprintf(name, sizeof(name), "%s", list[i].name);
-			if (list[i].delim != '/' && list[i].delim != '\0')
-				for (char *p = name; *p; p++)
-					if (*p == list[i].delim)
-						*p = '/';
-			printf("%s\t%s\t%u\n", list[i].raw, name, list[i].flags);
+			printf("%s\t%s\t%u\n", list[i].raw,
+			       imap_mbox_path(&list[i], name, sizeof(name)), list[i].flags);
 		}
 		imap_mbox_list_free(&list, n);
 		ret = 0;
