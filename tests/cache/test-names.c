@@ -327,7 +327,7 @@ esc_n(const char *name, size_t len, bool top, const char *reserved, const char *
 	int r = names_folder_escape(name, len, top, reserved, out, sizeof(out));
 	if (r < 0 || strcmp(out, want) != 0)
 		print_error("escape [%.*s]: %d [%s], wanted [%s]\n", (int)len, name, r,
-			    r < 0 ? "" : out, want);
+			    r < 0 ? "" : out, want ? want : "(none)");
 	assert_int_equal(r, (int)strlen(want));
 	assert_string_equal(out, want);
 	assert_int_equal(names_folder_unescape(out, back, sizeof(back), &blen), 0);

@@ -409,8 +409,10 @@ test_limits(void **state)
 	free(s);
 
 	/* an addr-spec of ADDR_MAX_SPEC bytes, then one more */
-	s = malloc(ADDR_MAX_SPEC + 2);
-	assert_non_null(s);
+	/* A static buffer: GCC at -O2 with ASan warns about memcpy into a malloc'ed one that
+	 * cmocka's assert_non_null() does not prove non-NULL. */
+	static char spec[ADDR_MAX_SPEC + 2];
+	s = spec;
 	memset(s, 'a', ADDR_MAX_SPEC + 1);
 	memcpy(s + ADDR_MAX_SPEC - 4, "@x.y", 4);
 	assert_int_equal(addr_list_parse(s, ADDR_MAX_SPEC, &l, err, sizeof(err)), 0);
@@ -421,7 +423,6 @@ test_limits(void **state)
 	assert_int_equal(addr_list_parse(s, ADDR_MAX_SPEC + 1, &l, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "address at offset 0 is longer than %d bytes", ADDR_MAX_SPEC);
 	assert_string_equal(err, want);
-	free(s);
 
 	/* deep comment nesting costs no stack */
 	size_t depth = 100000;
