@@ -12,6 +12,8 @@ client sends to LOGFILE, and behaves according to MODE:
   closedata    after 354, reads a little of the body and closes the connection
   mismatch     EHLO answered "250-..." then "550 ..." (code changes mid-reply)
   xoauth2      AUTH XOAUTH2 answered with a 334 error challenge, then 535
+  xoauth2ok    AUTH XOAUTH2 accepted (235) only for user alice@example.test with the bearer
+               token ya29.good-token, exactly as RFC 7628 / Google's XOAUTH2 frame it
   silent       greets, then never answers EHLO
   ok           a well-behaved server without PIPELINING (accepts everything)
 Plaintext throughout (clients use tls = off, except against nostarttls): a client that
@@ -54,7 +56,7 @@ def main():
     exts = [b"fake.example.test", b"SIZE 1000000", b"8BITMIME", b"ENHANCEDSTATUSCODES"]
     if mode in ("rcpt4xx", "data354"):
         exts.append(b"PIPELINING")
-    if mode == "xoauth2":
+    if mode in ("xoauth2", "xoauth2ok"):
         exts.append(b"AUTH XOAUTH2 PLAIN")
     else:
         exts.append(b"AUTH PLAIN LOGIN")
@@ -103,6 +105,17 @@ def main():
                     send(b"535 5.7.8 Username and Password not accepted\r\n")
                 else:
                     send(b"501 5.5.2 expected an empty line\r\n")
+            elif mode == "xoauth2ok":
+                parts = line.split()
+                want = b"user=alice@example.test\x01auth=Bearer ya29.good-token\x01\x01"
+                try:
+                    got = base64.b64decode(parts[2], validate=True) if len(parts) == 3 else b""
+                except ValueError:
+                    got = b""
+                if parts[1].upper() == b"XOAUTH2" and got == want:
+                    send(b"235 2.7.0 accepted\r\n")
+                else:
+                    send(b"535 5.7.8 bad XOAUTH2 response\r\n")
             else:
                 send(b"235 2.7.0 ok\r\n")
         elif cmd == b"MAIL":

@@ -290,6 +290,15 @@ else
 	bad "XOAUTH2: rc $frc: $(cat "$work/err"); server saw: $(cat "$flog")"
 fi
 
+fake xoauth2ok
+ftool -P -m xoauth2 -t -u alice@example.test -w 'ya29.good-token' send a@example.test x@example.test "$work/f.eml"
+if [ "$frc" = 0 ] && grep -q '^AUTH XOAUTH2 ' "$flog" && grep -q '^MAIL FROM:<a@example.test>' "$flog" &&
+	! grep -q 'good-token' "$work/err"; then
+	ok "XOAUTH2 accepted: initial response framed as the server expects, mail sent, token not traced"
+else
+	bad "XOAUTH2 success: rc $frc: $(cat "$work/out" "$work/err"); server saw: $(head -c 500 "$flog")"
+fi
+
 for mode in longline garbage mismatch silent; do
 	fake "$mode"
 	ftool -P -T 2000 send a@example.test x@example.test "$work/f.eml"
