@@ -56,6 +56,13 @@ ca_file = $CA
 prefetch = none
 folders = INBOX Sent
 poll = 60s
+[account bob]
+imap = imaps://localhost:$IMAPS
+user = bob
+password_cmd = echo $BOB_PASS
+ca_file = $CA
+folders = INBOX
+poll = 5s
 [account selfsigned]
 imap = imaps://localhost:$IMAPS
 smtp = smtps://localhost:$SMTPS_SELFSIGNED
@@ -166,6 +173,24 @@ check "the Sent copy appears in alice's Sent" wait_count "$alice_sent" "$id1" 1 
 fs=$(file_in "$alice_sent" "$id1" || true)
 case "$fs" in *:2,*S*) ok "the Sent copy is \\Seen" ;; *) bad "Sent copy flags: $fs" ;; esac
 check "the file left the outbox" wait_gone "$outbox/one.eml" 10
+# The same message read back through the mount of bob's account (over IMAP, CRLF).
+fm=
+for _ in $(seq 200); do
+	fm=$(grep -l -F "Message-ID: <$id1>" "$mnt"/bob/INBOX/*.eml 2>/dev/null | head -1 || true)
+	[ -n "$fm" ] && break
+	sleep 0.1
+done
+# shellcheck disable=SC2016
+crlf_body_equal='import sys
+sent = open(sys.argv[1], "rb").read().split(b"\n\n", 1)[1].replace(b"\n", b"\r\n")
+got = open(sys.argv[2], "rb").read().split(b"\r\n\r\n", 1)[1]
+sys.exit(0 if got == sent else 1)'
+if [ -n "$fm" ] && python3 -c "$crlf_body_equal" "$work/one.eml" "$fm"; then
+	ok "bob's mount shows it, body byte-identical (CRLF as IMAP serves it)"
+else
+	bad "bob's mount: ${fm:-message not there}"
+fi
+if [ -n "$fm" ] && ! grep -qi '^Bcc:' "$fm"; then ok "no Bcc header in bob's mount"; else bad "Bcc in bob's mount"; fi
 [ "$(count_in "$bob_inbox" "$id1")" = 1 ] && ok "delivered once" || bad "delivered $(count_in "$bob_inbox" "$id1") times"
 
 # --- 2. CRLF input and a message without Message-ID -----------------------------------------
