@@ -14,6 +14,10 @@
 
 #define FUSE_USE_VERSION 314
 
+/* How old a .status text may be when read: rebuilding costs one pass over the folder rows
+ * of each account, and a script polling .status should see a change within a few ms. */
+#define STATUS_MAX_AGE_MS 20
+
 #include "fs/fs.h"
 #include "fs/fs-internal.h"
 
@@ -865,9 +869,9 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 		   (unsigned long long)file_bytes);
 }
 
-/* Rebuild the .status text if it is older than 200 ms; called when the kernel looks the file
- * up or asks its attributes (both happen before every read of it), so what is read is
- * current. A changed text gets a new inode number (see STATUS_INO_BASE). */
+/* Rebuild the .status text if it is older than STATUS_MAX_AGE_MS; called when the kernel
+ * looks the file up or asks its attributes (both happen before every read of it), so what
+ * is read is current. A changed text gets a new inode number (see STATUS_INO_BASE). */
 static void
 refresh_status(struct mfs *m)
 {
@@ -875,7 +879,7 @@ refresh_status(struct mfs *m)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	pthread_mutex_lock(&m->status_mu);
-	if (m->status_text != NULL && now_ms - m->status_built_ms < 200) {
+	if (m->status_text != NULL && now_ms - m->status_built_ms < STATUS_MAX_AGE_MS) {
 		pthread_mutex_unlock(&m->status_mu);
 		return;
 	}

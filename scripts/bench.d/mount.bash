@@ -426,7 +426,7 @@ bench_mount_one() {
 			"${rro1}x local" "<= 1.3x local: $(verdict "$rro1" 1.3)"
 		row "5. daemon peak RSS (VmHWM)" "mailfs, at the end" "$hwm_mib MiB" "" "" \
 			"<= 64 MiB: $(verdict "$hwm_mib" 64)"
-		printf '\nmailfs phases seen in .status during the first sync (s after start): %s. (.status is rebuilt at most every 200 ms and polled every 50 ms, so the mailfs sync times include up to 0.25 s of that lag.)\n' "$PHASES"
+		printf '\nmailfs phases seen in .status during the first sync (s after start): %s. (.status is at most 20 ms old when read and is polled every 50 ms, so the mailfs sync times include up to 0.07 s of that lag.)\n' "$PHASES"
 		printf '\nAlso measured: mailfs CPU time during the first sync: %s. First rsync -a into an empty directory: of the mount %s s (cold kernel cache: every body read once from the mailfs cache; served_bytes +%s), of the local directory %s s, through passthrough_ll %s. served_bytes during the %d grep runs through mailfs: +%s; daemon VmRSS at the end %s MiB; .status at the end: messages = %s, bodies_cached = %s, ondemand_bytes = %s.\n' \
 			"$SYNC_CPU" "${FIRST[mfs]}" "$served_copy" "${FIRST[local]}" "$( [ "$pt" = 0 ] && echo skipped || echo "${FIRST[pt]} s")" $((mb_runs + 1)) "$served_grep" \
 			"$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')" "$msgs" "$bodies" "${ondemand:-n/a}"
