@@ -665,23 +665,38 @@ out:
 	return ret;
 }
 
-/* Fetch one folder row from a statement already bound: 0, 1 not found, -1. */
+/* Step a bound statement once: 0 and the row read by read_row, 1 not found, -1 error
+ * (`what` names the kind of row in the message). The statement is finished either way. */
 static int
-folder_one(struct store *s, sqlite3_stmt *st, struct store_folder *r)
+row_one(struct store *s, sqlite3_stmt *st, void (*read_row)(sqlite3_stmt *, void *), void *r,
+	const char *what)
 {
 	int rc = sqlite3_step(st);
 	int ret = -1;
 	if (rc == SQLITE_ROW) {
-		folder_row(st, r);
+		read_row(st, r);
 		ret = 0;
 	} else if (rc == SQLITE_DONE) {
-		store_set_err(s, "folder not found");
+		store_set_err(s, "%s not found", what);
 		ret = 1;
 	} else {
-		store_db_err(s, "folder");
+		store_db_err(s, what);
 	}
 	store_finish(st);
 	return ret;
+}
+
+static void
+folder_row_any(sqlite3_stmt *st, void *r)
+{
+	folder_row(st, r);
+}
+
+/* Fetch one folder row from a statement already bound: 0, 1 not found, -1. */
+static int
+folder_one(struct store *s, sqlite3_stmt *st, struct store_folder *r)
+{
+	return row_one(s, st, folder_row_any, r, "folder");
 }
 
 int
@@ -856,22 +871,16 @@ out:
 	return ret;
 }
 
+static void
+msg_row_any(sqlite3_stmt *st, void *r)
+{
+	msg_row(st, r);
+}
+
 static int
 msg_one(struct store *s, sqlite3_stmt *st, struct store_msg *r)
 {
-	int rc = sqlite3_step(st);
-	int ret = -1;
-	if (rc == SQLITE_ROW) {
-		msg_row(st, r);
-		ret = 0;
-	} else if (rc == SQLITE_DONE) {
-		store_set_err(s, "message not found");
-		ret = 1;
-	} else {
-		store_db_err(s, "message");
-	}
-	store_finish(st);
-	return ret;
+	return row_one(s, st, msg_row_any, r, "message");
 }
 
 int

@@ -73,52 +73,50 @@ writer_free(struct writer *w)
 	free(w);
 }
 
-/* Under writers_mu: free it if nothing holds it any more (the caller frees). */
-static bool
-writer_unused(const struct writer *w)
+/* What lets go of a writer: a handler's reference, its CREATE handle, its place in the list. */
+enum writer_hold { HOLD_REF, HOLD_HANDLE, HOLD_LIST };
+
+/* Let go of one hold on w; the last one frees it. */
+static void
+writer_drop(struct mfs *m, struct writer *w, enum writer_hold what)
 {
-	return !w->in_list && w->handles == 0 && w->refs == 0;
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&m->writers_mu);
+	if (what == HOLD_REF)
+		w->refs--;
+	else if (what == HOLD_HANDLE)
+		w->handles--;
+	else if (w->in_list) {
+		for (struct writer **p = &m->writers; *p != NULL; p = &(*p)->next)
+			if (*p == w) {
+				*p = w->next;
+				break;
+			}
+		w->in_list = false; /* it can no longer be found */
+	}
+	bool free_it = !w->in_list && w->handles == 0 && w->refs == 0;
+	pthread_mutex_unlock(&m->writers_mu);
+	if (free_it)
+		writer_free(w);
 }
 
 static void
 writer_put(struct mfs *m, struct writer *w)
 {
-	if (w == NULL)
-		return;
-	pthread_mutex_lock(&m->writers_mu);
-	w->refs--;
-	bool free_it = writer_unused(w);
-	pthread_mutex_unlock(&m->writers_mu);
-	if (free_it)
-		writer_free(w);
+	writer_drop(m, w, HOLD_REF);
 }
 
-/* Take it out of the list: it can no longer be found. */
 static void
 writer_unlist(struct mfs *m, struct writer *w)
 {
-	pthread_mutex_lock(&m->writers_mu);
-	for (struct writer **p = &m->writers; *p != NULL; p = &(*p)->next)
-		if (*p == w) {
-			*p = w->next;
-			break;
-		}
-	w->in_list = false;
-	bool free_it = writer_unused(w);
-	pthread_mutex_unlock(&m->writers_mu);
-	if (free_it)
-		writer_free(w);
+	writer_drop(m, w, HOLD_LIST);
 }
 
 static void
 writer_close_handle(struct mfs *m, struct writer *w)
 {
-	pthread_mutex_lock(&m->writers_mu);
-	w->handles--;
-	bool free_it = writer_unused(w);
-	pthread_mutex_unlock(&m->writers_mu);
-	if (free_it)
-		writer_free(w);
+	writer_drop(m, w, HOLD_HANDLE);
 }
 
 /* The scratch file NAME of account acc, or by serial (name NULL); with a reference. */
