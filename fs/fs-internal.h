@@ -1,5 +1,8 @@
-/* fs-internal.h - what fs.c (folders, messages, .status) and outbox.c (the outbox
- * directories) share: the daemon's state, inode number ranges and small helpers.
+/* fs-internal.h - what the parts of the FUSE daemon share: the daemon's state, inode
+ * number ranges and the handlers each file implements. fs.c: set-up, the operation table,
+ * the sync engine's hooks; lookup.c: names, attributes, listings; read.c: reading;
+ * write.c: files written in folders and scratch files; folder.c: mkdir, rmdir, folder
+ * renames; xattr.c: user.mail.*; status.c: .status; outbox.c: the outbox directories.
  *
  * Inode numbers:
  *   1                      the root
@@ -127,5 +130,64 @@ int obx_account_of_top(struct mfs *m, int64_t fid);
 void obx_changed(void *ctx, const char *account);
 /* .status lines for an account's outbox. */
 void obx_status(struct mfs *m, size_t acc, struct buf *b);
+
+/* fs/fs.c */
+struct account *account_of(struct mfs *m, int64_t account_id);
+
+/* fs/lookup.c: attributes, lookup, listings */
+void msg_attr(struct mfs *m, const struct store_msg *msg, struct stat *st);
+void status_attr(struct mfs *m, struct stat *st);
+/* Attributes of any inode: 0, or an errno. */
+int ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st);
+void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+
+/* fs/read.c */
+void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+
+/* fs/xattr.c */
+void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		  size_t size, int flags);
+
+/* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
+void refresh_status(struct mfs *m);
+
+/* fs/fs.c */
+struct account *account_of(struct mfs *m, int64_t account_id);
+
+/* fs/lookup.c: attributes, lookup, listings */
+void msg_attr(struct mfs *m, const struct store_msg *msg, struct stat *st);
+void status_attr(struct mfs *m, struct stat *st);
+/* Attributes of any inode: 0, or an errno. */
+int ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st);
+void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+
+/* fs/read.c */
+void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+
+/* fs/xattr.c */
+void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		  size_t size, int flags);
+
+/* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
+void refresh_status(struct mfs *m);
+
 
 #endif

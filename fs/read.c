@@ -1,0 +1,114 @@
+/* read.c - reading messages and .status. open and opendir answer ENOSYS once, so the
+ * kernel never asks again and keeps its page and directory caches; a read is served from
+ * the cache, or for a body not cached yet from the server over a reader connection.
+ */
+#include "fs/fs-internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/store.h"
+#include "net/buf.h"
+#include "net/log.h"
+
+/* No open, no opendir: ENOSYS once and the kernel stops asking (and keeps its caches). */
+void
+mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, ENOSYS);
+}
+
+void
+mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, ENOSYS);
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+static void
+read_status(struct mfs *m, fuse_req_t req, size_t size, off_t off)
+{
+	pthread_mutex_lock(&m->status_mu);
+	size_t len = m->status_len;
+	if ((uint64_t)off >= len) {
+		pthread_mutex_unlock(&m->status_mu);
+		return (void)fuse_reply_buf(req, NULL, 0);
+	}
+	size_t n = len - (size_t)off < size ? len - (size_t)off : size;
+	char *copy = malloc(n ? n : 1);
+	if (copy != NULL)
+		memcpy(copy, m->status_text + off, n);
+	pthread_mutex_unlock(&m->status_mu);
+	if (copy == NULL)
+		return (void)fuse_reply_err(req, ENOMEM);
+	fuse_reply_buf(req, copy, n);
+	free(copy);
+}
+
+void
+mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct mfs *m = fuse_req_userdata(req);
+	if (ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE)
+		return read_status(m, req, size, off);
+	if (obx_read(m, req, ino, size, off, fi))
+		return;
+	int64_t id;
+	if (store_ino_kind(ino, &id) != 2)
+		return (void)fuse_reply_err(req, EISDIR);
+	struct store *s = thread_store(m);
+	if (s == NULL)
+		return (void)fuse_reply_err(req, EIO);
+	struct store_msg msg;
+	int r = store_msg_get(s, id, &msg);
+	if (r != 0)
+		return (void)fuse_reply_err(req, r > 0 ? ENOENT : EIO);
+	if ((uint64_t)off >= msg.size)
+		return (void)fuse_reply_buf(req, NULL, 0);
+	if (size > msg.size - (uint64_t)off)
+		size = (size_t)(msg.size - (uint64_t)off);
+	char *data = malloc(size ? size : 1);
+	if (data == NULL)
+		return (void)fuse_reply_err(req, ENOMEM);
+	size_t got = 0;
+	struct store_folder f;
+	struct account *a = NULL;
+	r = store_body_read(s, id, (uint64_t)off, data, size, &got);
+	if (r == 1 || m->nacc > 1) {
+		if (store_folder_get(s, msg.folder_id, &f) == 0)
+			a = account_of(m, f.account_id);
+	} else {
+		a = &m->acc[0];
+	}
+	if (r == 1) {
+		/* Not cached: from the server, on a reader connection of the account. */
+		if (a == NULL || a->sync == NULL) {
+			free(data);
+			return (void)fuse_reply_err(req, EIO);
+		}
+		enum sync_read_result sr =
+			sync_read(a->sync, f.server_name, msg.uid, (uint64_t)off, size, data, &got);
+		if (sr != SYNC_READ_OK) {
+			free(data);
+			return (void)fuse_reply_err(req, sr == SYNC_READ_GONE ? ENOENT : EIO);
+		}
+	} else if (r < 0) {
+		free(data);
+		return (void)fuse_reply_err(req, EIO);
+	}
+	if (a != NULL)
+		a->served_bytes += got;
+	fuse_reply_buf(req, data, got);
+	free(data);
+}

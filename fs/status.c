@@ -1,0 +1,124 @@
+/* status.c - MOUNT/.status: a key = value text per account, rebuilt when it is older than
+ * STATUS_MAX_AGE_MS and looked up or stat'ed; a changed text gets a new inode number so the
+ * kernel never serves an old one from its page cache.
+ */
+#include "fs/fs-internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/store.h"
+#include "net/buf.h"
+#include "net/log.h"
+
+/* How old a .status text may be when read: rebuilding costs one pass over the folder rows
+ * of each account, and a script polling .status should see a change within a few ms. */
+#define STATUS_MAX_AGE_MS 20
+
+/* ---- .status ------------------------------------------------------------------------- */
+
+static void
+format_time(int64_t t, char *out, size_t outlen)
+{
+	if (t == 0) {
+		snprintf(out, outlen, "never");
+		return;
+	}
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void
+build_status(struct mfs *m, struct store *s, struct buf *b)
+{
+	uint64_t file_bytes = 0;
+	for (size_t i = 0; i < m->nacc; i++) {
+		struct account *a = &m->acc[i];
+		struct sync_status st;
+		memset(&st, 0, sizeof(st));
+		st.phase = "stopped";
+		if (a->sync != NULL)
+			sync_get_status(a->sync, &st);
+		struct store_stats ss;
+		memset(&ss, 0, sizeof(ss));
+		if (s != NULL)
+			store_stats(s, a->account_id, &ss);
+		file_bytes = ss.file_bytes;
+		char last[32], errt[32];
+		format_time(st.last_sync_time, last, sizeof(last));
+		format_time(st.last_error_time, errt, sizeof(errt));
+		buf_printf(b,
+			   "[account %s]\n"
+			   "state            = %s\n"
+			   "phase            = %s\n"
+			   "first_sync       = %s\n"
+			   "folders          = %llu\n"
+			   "messages         = %llu\n"
+			   "bodies_cached    = %llu\n"
+			   "body_bytes       = %llu\n"
+			   "synced_headers   = %llu\n"
+			   "synced_bodies    = %llu\n"
+			   "ondemand_reads   = %llu\n"
+			   "ondemand_bytes   = %llu\n"
+			   "served_bytes     = %llu\n"
+			   "passes           = %llu\n"
+			   "last_sync        = %s\n"
+			   "last_error       = %s%s%s%s\n",
+			   a->cfg->name, st.online ? "online" : "offline", st.phase,
+			   st.first_pass_done ? "done" : "running",
+			   (unsigned long long)ss.folders, (unsigned long long)ss.messages,
+			   (unsigned long long)ss.bodies, (unsigned long long)ss.body_bytes,
+			   (unsigned long long)st.headers_done, (unsigned long long)st.bodies_done,
+			   (unsigned long long)st.ondemand_reads,
+			   (unsigned long long)st.ondemand_bytes,
+			   (unsigned long long)a->served_bytes, (unsigned long long)st.passes, last,
+			   st.last_error[0] ? errt : "", st.last_error[0] ? " " : "",
+			   st.last_error[0] ? st.last_error : "none", "");
+		obx_status(m, i, b);
+		buf_printf(b, "\n");
+	}
+	buf_printf(b, "[cache]\ndir              = %s\nbytes            = %llu\n", m->cfg->cache_dir,
+		   (unsigned long long)file_bytes);
+}
+
+/* Rebuild the .status text if it is older than STATUS_MAX_AGE_MS; called when the kernel
+ * looks the file up or asks its attributes (both happen before every read of it), so what
+ * is read is current. A changed text gets a new inode number (see STATUS_INO_BASE). */
+void
+refresh_status(struct mfs *m)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	pthread_mutex_lock(&m->status_mu);
+	if (m->status_text != NULL && now_ms - m->status_built_ms < STATUS_MAX_AGE_MS) {
+		pthread_mutex_unlock(&m->status_mu);
+		return;
+	}
+	m->status_built_ms = now_ms;
+	pthread_mutex_unlock(&m->status_mu);
+
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	build_status(m, thread_store(m), &b);
+	pthread_mutex_lock(&m->status_mu);
+	if (b.data != NULL &&
+	    (m->status_text == NULL || m->status_len != b.len ||
+	     memcmp(m->status_text, b.data, b.len) != 0)) {
+		free(m->status_text);
+		m->status_text = b.data;
+		m->status_len = b.len;
+		m->status_gen++;
+		b.data = NULL;
+	}
+	pthread_mutex_unlock(&m->status_mu);
+	buf_free(&b);
+}

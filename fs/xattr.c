@@ -1,0 +1,106 @@
+/* xattr.c - extended attributes: user.mail.flags (read and written), user.mail.uid,
+ * user.mail.message-id. Names outside user.mail.* answer EOPNOTSUPP, so coreutils stops
+ * asking (one request per listing instead of two per file).
+ */
+#include "fs/fs-internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/store.h"
+#include "net/buf.h"
+#include "net/log.h"
+
+/* ---- extended attributes -------------------------------------------------------------- */
+
+static int
+xattr_value(struct store *s, fuse_ino_t ino, const char *name, char *out, size_t outlen)
+{
+	int64_t id;
+	if (strncmp(name, "user.mail.", 10) != 0)
+		return -EOPNOTSUPP;
+	if (store_ino_kind(ino, &id) != 2)
+		return -ENODATA;
+	struct store_msg msg;
+	int r = store_msg_get(s, id, &msg);
+	if (r != 0)
+		return r > 0 ? -ENOENT : -EIO;
+	if (strcmp(name, "user.mail.flags") == 0)
+		snprintf(out, outlen, "%s", msg.flags);
+	else if (strcmp(name, "user.mail.uid") == 0)
+		snprintf(out, outlen, "%u", msg.uid);
+	else if (strcmp(name, "user.mail.message-id") == 0 && msg.message_id[0] != '\0')
+		snprintf(out, outlen, "%s", msg.message_id);
+	else
+		return -ENODATA;
+	return (int)strlen(out);
+}
+
+void
+mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct mfs *m = fuse_req_userdata(req);
+	if (obx_getxattr(m, req, ino, name, size))
+		return;
+	struct store *s = thread_store(m);
+	if (s == NULL)
+		return (void)fuse_reply_err(req, EIO);
+	char value[1024];
+	int n = xattr_value(s, ino, name, value, sizeof(value));
+	if (n < 0)
+		return (void)fuse_reply_err(req, -n);
+	if (size == 0)
+		return (void)fuse_reply_xattr(req, (size_t)n);
+	if ((size_t)n > size)
+		return (void)fuse_reply_err(req, ERANGE);
+	fuse_reply_buf(req, value, (size_t)n);
+}
+
+void
+mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct mfs *m = fuse_req_userdata(req);
+	if (obx_listxattr(m, req, ino, size))
+		return;
+	struct store *s = thread_store(m);
+	if (s == NULL)
+		return (void)fuse_reply_err(req, EIO);
+	char list[128];
+	size_t len = 0;
+	int64_t id;
+	if (store_ino_kind(ino, &id) == 2) {
+		struct store_msg msg;
+		if (store_msg_get(s, id, &msg) != 0)
+			return (void)fuse_reply_err(req, ENOENT);
+		static const char base[] = "user.mail.flags\0user.mail.uid\0";
+		memcpy(list, base, sizeof(base) - 1);
+		len = sizeof(base) - 1;
+		if (msg.message_id[0] != '\0') {
+			static const char mid[] = "user.mail.message-id\0";
+			memcpy(list + len, mid, sizeof(mid) - 1);
+			len += sizeof(mid) - 1;
+		}
+	}
+	if (size == 0)
+		return (void)fuse_reply_xattr(req, len);
+	if (len > size)
+		return (void)fuse_reply_err(req, ERANGE);
+	fuse_reply_buf(req, list, len);
+}
+
+void
+mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+	     int flags)
+{
+	(void)ino;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, strncmp(name, "user.mail.", 10) == 0 ? EROFS : EOPNOTSUPP);
+}
