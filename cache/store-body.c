@@ -651,3 +651,13 @@ store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf, siz
 	*got_r = got;
 	return 0;
 }
+
+int
+store_body_sync(struct store *s)
+{
+	if (s->wpack_fd >= 0 && fdatasync(s->wpack_fd) < 0) {
+		store_set_err(s, "pack: fdatasync: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}

@@ -14,8 +14,10 @@
 
 #define FOLDER_COLS                                                                                \
 	"id, account_id, parent_id, kind, name, server_name, delim, special, uidvalidity,"         \
-	" uidnext, highestmodseq, messages, mtime"
-#define MSG_COLS "id, folder_id, uid, internaldate, size, flags, modseq, name, message_id, has_body"
+	" uidnext, highestmodseq, messages, mtime, local"
+#define MSG_COLS                                                                                   \
+	"id, folder_id, uid, internaldate, size, flags, modseq, name, message_id, has_body, state,"  \
+	" orig_folder, orig_uid, mtime_set, prev_name"
 
 /* Every statement: prepared on first use (stmt()), kept for the life of the handle. */
 #define STATEMENTS(X)                                                                              \
@@ -52,7 +54,7 @@
 	X(MSG_BY_UID, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND uid = ?2")       \
 	X(MSG_LIST, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND id > ?2"           \
 		    " ORDER BY id LIMIT ?3")                                                       \
-	X(MSG_UIDS, "SELECT uid FROM messages WHERE folder_id = ?1 ORDER BY uid")                  \
+	X(MSG_UIDS, "SELECT uid FROM messages WHERE folder_id = ?1 AND uid > 0 ORDER BY uid")                  \
 	/* No index on has_body (it would cost a third of the insert time): walk the UIDs,         \
 	 * unless the folder's counters say every body is there. */                                \
 	X(MSG_MISSING, "SELECT uid FROM messages WHERE folder_id = ?1 AND uid > ?2"                \
@@ -76,6 +78,38 @@
 	X(PACK_USED, "SELECT used FROM packs WHERE id = ?1")                                       \
 	X(PACK_ADD, "INSERT INTO packs(used) VALUES (0) RETURNING id")                             \
 	X(PACK_GROW, "UPDATE packs SET used = max(used, ?2) WHERE id = ?1")                        \
+	X(MSG_LOCAL_NEW, "INSERT INTO messages(folder_id, uid, internaldate, size, name, state,"   \
+			 " mtime_set) VALUES (?1, -4611686018427387904, ?2, 0, ?3, 1, ?4)"         \
+			 " RETURNING id")                                                          \
+	X(MSG_LOCAL_UID, "UPDATE messages SET uid = -id WHERE id = ?1")                            \
+	X(MSG_SAVE, "UPDATE messages SET folder_id = ?2, uid = ?3, internaldate = ?4, flags = ?5," \
+		    " name = ?6, message_id = ?7, state = ?8, orig_folder = ?9, orig_uid = ?10,"   \
+		    " mtime_set = ?11, prev_name = ?12 WHERE id = ?1")                             \
+	X(MSG_SIZE, "UPDATE messages SET size = ?2 WHERE id = ?1 AND has_body = 0")                \
+	X(MSG_SHADOW, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND prev_name = ?2"  \
+		      " AND prev_name != '' LIMIT 1")                                              \
+	X(MSG_SCRATCH_NEXT, "SELECT " MSG_COLS " FROM messages WHERE id > ?1 AND state = 1"        \
+			    " ORDER BY id LIMIT 1")                                                \
+	X(FOLDER_SAVE, "UPDATE folders SET parent_id = ?2, name = ?3, server_name = ?4,"           \
+		       " delim = ?5, local = ?6, special = ?7 WHERE id = ?1")                      \
+	X(FOLDER_RENAME_SUB, "UPDATE folders SET server_name = ?3 || substr(server_name,"         \
+			     " length(?2) + 1) WHERE account_id = ?1 AND length(?2) > 0"           \
+			     " AND substr(server_name, 1, length(?2)) = ?2")                       \
+	X(FOLDER_BUSY, "SELECT EXISTS (SELECT 1 FROM folders WHERE parent_id = ?1) OR"             \
+		       " EXISTS (SELECT 1 FROM messages WHERE folder_id = ?1)")                    \
+	X(FOLDER_SPECIAL, "SELECT " FOLDER_COLS " FROM folders WHERE account_id = ?1"              \
+			  " AND kind = 1 AND (special & ?2) != 0 ORDER BY id LIMIT 1")             \
+	X(J_ADD, "INSERT INTO journal(account_id, op, msg_id, folder_id, server_name, uid)"        \
+		 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)")                                               \
+	X(J_NEXT, "SELECT id, account_id, op, msg_id, folder_id, server_name, uid, uidnext,"      \
+		  " attempts, error FROM journal WHERE account_id = ?1 AND id > ?2"                \
+		  " ORDER BY id LIMIT 1")                                                          \
+	X(J_SET, "UPDATE journal SET uidnext = ?2, attempts = ?3, error = ?4 WHERE id = ?1")       \
+	X(J_DONE, "DELETE FROM journal WHERE id = ?1")                                             \
+	X(J_COUNT, "SELECT count(*), coalesce(max(attempts), 0) FROM journal"                     \
+		   " WHERE account_id = ?1")                                                       \
+	X(J_ERROR, "SELECT error FROM journal WHERE account_id = ?1 AND error != ''"               \
+		   " ORDER BY id LIMIT 1")                                                         \
 	X(STATS_FILES, "SELECT sum(body_bytes) FROM folders WHERE kind IN (1, 2)")                 \
 	X(STATS_ALL, "SELECT count(*), sum(messages), sum(bodies), sum(body_bytes) FROM folders"   \
 		     " WHERE kind IN (1, 2)")                                                      \
@@ -101,6 +135,7 @@ struct store {
 	int rd_fd;
 	unsigned char *wbuf; /* the writer's buffer (BODY_CHUNK), kept between writers */
 	bool writing;        /* a writer of this handle is not ended yet */
+	int scratch_dfd;     /* CACHE_DIR/scratch, opened on first use (-1) */
 	char err[ERR_MAX];
 };
 
@@ -115,6 +150,9 @@ int store_exec(struct store *s, sqlite3_stmt *st, const char *what);
 void store_set_err(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* "WHAT: sqlite's message". Returns -1. */
 int store_db_err(struct store *s, const char *what);
+
+/* Read a row of MSG_COLS. */
+void store_msg_row(sqlite3_stmt *st, struct store_msg *m);
 
 /* From cache/store-body.c, for the rest of the store. */
 /* Close the handle's pack descriptors and free its writer's buffer. */

@@ -143,6 +143,47 @@ static const char *const migrations[] = {
     "    OR new.body_off != old.body_off) BEGIN"
     "  INSERT INTO dead_bodies(pack, off, size)"
     "    VALUES (old.body_pack, old.body_off, old.size); END;",
+    /* 3: changes made through the mount (cache/journal.h). A message row has a state:
+     * 0 on the server (uid > 0); 1 scratch: local bytes in CACHE_DIR/scratch/<id>, not a
+     * message yet; 2 pending: its body (in a pack) waits for APPEND; 3 moving: its server
+     * copy is UID orig_uid in folder orig_folder, a MOVE waits; 4 detached: a local copy
+     * whose server copy is gone or replaced. Local rows have uid = -id, so the unique
+     * (folder_id, uid) index holds and the sync never sees them. orig_uid/orig_folder of a
+     * scratch or pending row: the server message its content replaces. prev_name: the .eml
+     * name a server message had before it was renamed to a backup name (an editor's
+     * "x.eml~"), so the new x.eml replaces it. mtime_set: the user set the time, it is the
+     * INTERNALDATE. A folder with local = 1 was made here and waits for CREATE. */
+    "ALTER TABLE messages ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN orig_folder INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN orig_uid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN mtime_set INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN prev_name TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE folders ADD COLUMN local INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX messages_prev ON messages(folder_id, prev_name) WHERE prev_name != '';"
+    "CREATE TABLE journal ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  account_id INTEGER NOT NULL,"
+    "  op INTEGER NOT NULL,"
+    "  msg_id INTEGER NOT NULL DEFAULT 0,"
+    "  folder_id INTEGER NOT NULL DEFAULT 0,"
+    "  server_name TEXT NOT NULL DEFAULT '',"
+    "  uid INTEGER NOT NULL DEFAULT 0,"
+    "  uidnext INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX journal_account ON journal(account_id, id);"
+    /* A row moved to another folder (mv) takes its counts along. */
+    "CREATE TRIGGER messages_au_folder AFTER UPDATE OF folder_id ON messages"
+    "  WHEN old.folder_id != new.folder_id BEGIN"
+    "  UPDATE folders SET messages = messages - 1, bodies = bodies - old.has_body,"
+    "    body_bytes = body_bytes - old.has_body * old.size, mtime = unixepoch()"
+    "    WHERE id = old.folder_id;"
+    "  UPDATE folders SET messages = messages + 1, bodies = bodies + new.has_body,"
+    "    body_bytes = body_bytes + new.has_body * new.size, mtime = unixepoch()"
+    "    WHERE id = new.folder_id; END;"
+    "CREATE TRIGGER messages_au_name AFTER UPDATE OF name ON messages"
+    "  WHEN old.name != new.name AND old.folder_id = new.folder_id BEGIN"
+    "  UPDATE folders SET mtime = unixepoch() WHERE id = new.folder_id; END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -435,7 +476,7 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 		goto out;
 	s = calloc(1, sizeof(*s));
 	if (s)
-		s->pack_dfd = s->wpack_fd = s->rd_fd = -1;
+		s->pack_dfd = s->wpack_fd = s->rd_fd = s->scratch_dfd = -1;
 	if (!s || asprintf(&s->path, "%s/%s", cache_dir, STORE_DB_NAME) < 0) {
 		if (s)
 			s->path = NULL;
@@ -500,6 +541,8 @@ store_close(struct store **sp)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close_v2(s->db);
 	store_body_close(s);
+	if (s->scratch_dfd >= 0)
+		close(s->scratch_dfd);
 	free(s->path);
 	free(s);
 	*sp = NULL;
@@ -610,6 +653,7 @@ folder_row(sqlite3_stmt *st, struct store_folder *f)
 	f->highestmodseq = (uint64_t)sqlite3_column_int64(st, 10);
 	f->messages = (uint64_t)sqlite3_column_int64(st, 11);
 	f->mtime = sqlite3_column_int64(st, 12);
+	f->local = sqlite3_column_int(st, 13) != 0;
 }
 
 int
@@ -807,8 +851,8 @@ out:
 
 /* ---- messages ---- */
 
-static void
-msg_row(sqlite3_stmt *st, struct store_msg *m)
+void
+store_msg_row(sqlite3_stmt *st, struct store_msg *m)
 {
 	m->id = sqlite3_column_int64(st, 0);
 	m->folder_id = sqlite3_column_int64(st, 1);
@@ -820,6 +864,13 @@ msg_row(sqlite3_stmt *st, struct store_msg *m)
 	copy_col(m->name, sizeof(m->name), st, 7);
 	copy_col(m->message_id, sizeof(m->message_id), st, 8);
 	m->has_body = sqlite3_column_int(st, 9) != 0;
+	int64_t uid = sqlite3_column_int64(st, 2);
+	m->uid = uid > 0 && uid <= UINT32_MAX ? (uint32_t)uid : 0;
+	m->state = (enum store_msg_state)sqlite3_column_int(st, 10);
+	m->orig_folder = sqlite3_column_int64(st, 11);
+	m->orig_uid = (uint32_t)sqlite3_column_int64(st, 12);
+	m->mtime_set = sqlite3_column_int(st, 13) != 0;
+	copy_col(m->prev_name, sizeof(m->prev_name), st, 14);
 }
 
 static int
@@ -874,7 +925,7 @@ out:
 static void
 msg_row_any(sqlite3_stmt *st, void *r)
 {
-	msg_row(st, r);
+	store_msg_row(st, r);
 }
 
 static int
@@ -929,7 +980,7 @@ store_msg_list(struct store *s, int64_t folder_id, int64_t after_id, struct stor
 	sqlite3_bind_int64(st, 2, after_id);
 	sqlite3_bind_int64(st, 3, (int64_t)max);
 	while ((size_t)n < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
-		msg_row(st, &out[n++]);
+		store_msg_row(st, &out[n++]);
 	if ((size_t)n < max && rc != SQLITE_DONE)
 		n = store_db_err(s, "message list");
 	store_finish(st);

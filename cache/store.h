@@ -100,6 +100,7 @@ struct store_folder {
 	uint64_t highestmodseq;
 	uint64_t messages;             /* number of message rows (kept by the store) */
 	int64_t mtime;                 /* last change of the listing (seconds) */
+	bool local;                    /* made through the mount, CREATE not replayed yet */
 };
 
 /* Insert or update the folder (parent_id, name): kind, server_name, delim and special are
@@ -128,6 +129,14 @@ int store_folder_each(struct store *s, int64_t account_id,
 
 /* ---- messages ---- */
 
+enum store_msg_state {
+	STORE_MSG_SERVER = 0,   /* on the server as `uid` */
+	STORE_MSG_SCRATCH = 1,  /* local bytes in a scratch file (store_scratch_*); no message */
+	STORE_MSG_PENDING = 2,  /* body cached, an APPEND waits in the journal */
+	STORE_MSG_MOVING = 3,   /* on the server as orig_uid in orig_folder; a MOVE waits */
+	STORE_MSG_DETACHED = 4, /* local copy only: its server copy was replaced */
+};
+
 struct store_msg {
 	int64_t id;
 	int64_t folder_id;
@@ -139,6 +148,12 @@ struct store_msg {
 	char name[STORE_NAME_MAX + 1];
 	char message_id[512]; /* Message-ID header value, "" if none */
 	bool has_body;        /* the whole body is in the cache */
+	/* Local changes (cache/journal.h); uid is 0 for a row that is not on the server. */
+	enum store_msg_state state;
+	int64_t orig_folder;  /* see enum store_msg_state */
+	uint32_t orig_uid;
+	bool mtime_set;       /* internaldate was set by the user (utimens) */
+	char prev_name[STORE_NAME_MAX + 1];
 };
 
 /* Insert (by folder_id + uid) or update flags/modseq/size of an existing row; the name of an
@@ -205,6 +220,54 @@ int store_body_read(struct store *s, int64_t msg_id, uint64_t offset, void *buf,
  * punched after the transaction that deleted the rows commits.) *removed_r (may be NULL)
  * gets the number of pack files removed. */
 int store_body_sweep(struct store *s, uint64_t *removed_r);
+
+/* ---- local changes (cache/store-local.c): rows changed through the mount ---- */
+
+/* A new scratch row (STORE_MSG_SCRATCH, size 0) named `name` in the folder; internaldate
+ * is `mtime` (mtime_set false). m is filled. -1 if the name is taken ("exists" in the
+ * message; store_name_taken() tells) or the folder is gone. */
+int store_msg_new_local(struct store *s, int64_t folder_id, const char *name, int64_t mtime,
+			struct store_msg *m);
+/* True if the last failure of this handle was a name already used in the folder. */
+bool store_name_taken(const struct store *s);
+/* Write back folder_id, uid (0: a local row, stored as -id), internaldate, flags, name,
+ * message_id, state, orig_folder, orig_uid, mtime_set and prev_name of m. Size and body
+ * are not touched. -1 if the name is taken or the row is gone. */
+int store_msg_save(struct store *s, const struct store_msg *m);
+/* Set the size of a row without a cached body (a scratch row). */
+int store_msg_set_size(struct store *s, int64_t id, uint64_t size);
+/* Forget a row's cached body (it is being rewritten); its size becomes `size`. */
+int store_msg_drop_body(struct store *s, int64_t id, uint64_t size);
+/* The server message of the folder that was renamed from `name` to a backup name: 0, 1
+ * none, -1. */
+int store_msg_shadow(struct store *s, int64_t folder_id, const char *name, struct store_msg *r);
+/* The next scratch row (of any folder) after row `after_id`: 0, 1 none, -1. */
+int store_msg_next_scratch(struct store *s, int64_t after_id, struct store_msg *r);
+
+/* Scratch files: CACHE_DIR/scratch/<id> (0600, the directory 0700), the bytes of a
+ * scratch row. Open (creating it when `create`): a descriptor, or -1 with errno. */
+int store_scratch_open(struct store *s, int64_t id, bool create);
+/* Remove it (a missing file is not an error). */
+void store_scratch_remove(struct store *s, int64_t id);
+
+/* Write back parent_id, name, server_name, delim, local and special of f. */
+int store_folder_save(struct store *s, const struct store_folder *f);
+/* Folders of the account whose server name starts with `old_prefix` get `new_prefix`
+ * instead (a RENAME moved the hierarchy under them). */
+int store_folder_rename_prefix(struct store *s, int64_t account_id, const char *old_prefix,
+			       const char *new_prefix);
+/* 1 if the folder has sub-folders or messages, 0 if empty, -1 error. */
+int store_folder_busy(struct store *s, int64_t id);
+/* The account's first mailbox with one of the special-use bits: 0, 1 none, -1. */
+int store_folder_special(struct store *s, int64_t account_id, unsigned special,
+			 struct store_folder *r);
+
+/* Commits of this handle wait for the disk (PRAGMA synchronous = FULL) while on: the mount
+ * promises a change is durable when its system call returns. */
+int store_durable(struct store *s, bool on);
+/* fdatasync the pack this handle appends to (after store_body_end of a body written
+ * through the mount, before the commit that records it). */
+int store_body_sync(struct store *s);
 
 /* ---- numbers for .status ---- */
 

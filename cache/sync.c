@@ -1,8 +1,11 @@
 /* sync.c - the per-account sync thread and the on-demand readers (see sync.h).
  *
  * Moves data from the IMAP server into the store; never touches FUSE (changes are
- * reported through the hooks) and never parses protocol bytes (net/imap does). Writes
- * from the user (APPEND, STORE, MOVE) are not here yet: this engine only reads.
+ * reported through the hooks) and never parses protocol bytes (net/imap does). Changes
+ * made through the mount are replayed first (cache/replay.h), before every pass and as
+ * soon as sync_changed() says there are new ones; a folder listing runs only while the
+ * journal is empty, so a folder renamed or removed here is never brought back from the
+ * server's old view.
  */
 #include "cache/sync.h"
 
@@ -16,7 +19,9 @@
 #include <time.h>
 
 #include "cache/account.h"
+#include "cache/journal.h"
 #include "cache/names.h"
+#include "cache/replay.h"
 #include "cache/store.h"
 #include "net/buf.h"
 #include "net/imap-date.h"
@@ -53,6 +58,7 @@ struct sync {
 	pthread_mutex_t mu; /* protects everything below */
 	pthread_cond_t cond;
 	bool stop, kick;
+	bool changes; /* the journal got entries: replay them now */
 	struct sync_status st;
 	char phase[32];
 	bool known_offline; /* the last connection attempt failed */
@@ -86,6 +92,7 @@ struct pass {
 	unsigned bodies_in_txn;
 	uint64_t bytes_in_txn;
 	int64_t changed_msgs[TXN_BODIES * 2];
+	struct replay_ctx rp; /* the journal's replay over this pass's connection */
 	unsigned nchanged;
 	bool failed; /* a store error happened inside a callback */
 };
@@ -142,6 +149,15 @@ sync_kick(struct sync *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void
+sync_changed(struct sync *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->changes = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
 int
 sync_wait_first_pass(struct sync *s, int timeout_ms)
 {
@@ -162,6 +178,27 @@ sync_wait_first_pass(struct sync *s, int timeout_ms)
 	return done;
 }
 
+/* Wait until the deadline (CLOCK_MONOTONIC) or until stopped/kicked; with *changes_r
+ * non-NULL, also until the journal got entries (then *changes_r is set and the wait
+ * ends early). Returns true if stopping. */
+static bool
+wait_until(struct sync *s, const struct timespec *ts, bool *changes_r)
+{
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop && !s->kick && !(changes_r && s->changes))
+		if (pthread_cond_timedwait(&s->cond, &s->mu, ts) == ETIMEDOUT)
+			break;
+	if (changes_r) {
+		*changes_r = s->changes && !s->kick;
+		s->changes = false;
+	}
+	if (changes_r == NULL || !*changes_r)
+		s->kick = false;
+	bool stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
 /* Wait up to `seconds` or until stopped/kicked. Returns true if stopping. */
 static bool
 wait_for(struct sync *s, unsigned seconds)
@@ -169,14 +206,7 @@ wait_for(struct sync *s, unsigned seconds)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += seconds;
-	pthread_mutex_lock(&s->mu);
-	while (!s->stop && !s->kick)
-		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
-			break;
-	s->kick = false;
-	bool stop = s->stop;
-	pthread_mutex_unlock(&s->mu);
-	return stop;
+	return wait_until(s, &ts, NULL);
 }
 
 static bool
@@ -688,7 +718,8 @@ static int
 collect_gone(void *ctx, const struct store_folder *f)
 {
 	struct gone_ctx *g = ctx;
-	if (f->id == g->top || f->kind == STORE_FOLDER_ACCOUNT || f->kind == STORE_FOLDER_OUTBOX)
+	if (f->id == g->top || f->kind == STORE_FOLDER_ACCOUNT || f->kind == STORE_FOLDER_OUTBOX ||
+	    f->local)
 		return 0;
 	if (!seen_has(g->seen, f->id))
 		return seen_add(&g->gone, f->id);
@@ -1001,6 +1032,35 @@ prefetch_folder(struct pass *p, struct store_folder *f)
 	return 0;
 }
 
+/* ---- changes made through the mount ---------------------------------------------- */
+
+/* Replay the journal: 0 (empty or only refused entries left), -1 the connection failed. */
+static int
+replay(struct pass *p)
+{
+	struct sync *s = p->s;
+	p->rp.store = p->store;
+	p->rp.c = p->c;
+	set_phase(s, "replaying");
+	int r = replay_run(&p->rp);
+	pthread_mutex_lock(&s->mu);
+	s->st.replayed = p->rp.replayed;
+	snprintf(s->st.replay_error, sizeof(s->st.replay_error), "%s", r == 0 ? "" : p->rp.error);
+	snprintf(s->st.replay_note, sizeof(s->st.replay_note), "%s", p->rp.note);
+	pthread_mutex_unlock(&s->mu);
+	if (r < 0)
+		set_error(s, p->rp.error[0] ? p->rp.error : "connection lost while replaying changes");
+	return r < 0 ? -1 : 0;
+}
+
+/* Entries not replayed yet (a store error counts as some). */
+static bool
+journal_busy(struct pass *p)
+{
+	uint64_t n = 0;
+	return journal_count(p->store, p->s->account_id, &n, NULL, 0) < 0 || n > 0;
+}
+
 /* ---- a pass ----------------------------------------------------------------------- */
 
 /* Run `step` on every mailbox of the listing, INBOX first: it is what people look at.
@@ -1032,6 +1092,13 @@ do_pass(struct pass *p)
 {
 	struct seen_set mailboxes = { 0 };
 	int ret = -1, r;
+	/* The listing would undo a folder change not on the server yet: replay first. */
+	if (replay(p) < 0)
+		goto out;
+	if (journal_busy(p)) {
+		ret = 0;
+		goto out;
+	}
 	set_phase(p->s, "listing");
 	if (list_folders(p, &mailboxes) < 0)
 		goto out;
@@ -1064,6 +1131,12 @@ sync_main(void *arg)
 {
 	struct sync *s = arg;
 	struct pass p = { .s = s };
+	p.rp.acct = s->acct;
+	p.rp.account_id = s->account_id;
+	p.rp.top_id = s->top_id;
+	p.rp.folder_changed = s->hooks.folder_changed;
+	p.rp.msg_removed = s->hooks.msg_removed;
+	p.rp.hctx = s->hctx;
 	char err[700];
 	buf_init(&p.hdr, 64 * 1024);
 	if (store_open(s->cache_dir, &p.store, err, sizeof(err)) < 0) {
@@ -1110,7 +1183,19 @@ sync_main(void *arg)
 				pthread_cond_broadcast(&s->cond);
 			snprintf(s->phase, sizeof(s->phase), "idle");
 			pthread_mutex_unlock(&s->mu);
-			if (wait_for(s, s->acct->poll_seconds))
+			/* Until the next poll, replay changes as they come. */
+			struct timespec due;
+			clock_gettime(CLOCK_MONOTONIC, &due);
+			due.tv_sec += s->acct->poll_seconds;
+			bool changes = false, lost = false;
+			while (!wait_until(s, &due, &changes) && changes) {
+				if (replay(&p) < 0) {
+					lost = true;
+					break;
+				}
+				set_phase(s, "idle");
+			}
+			if (lost || stopping(s))
 				break;
 			if (imap_noop(p.c) != IMAP_OK)
 				break;

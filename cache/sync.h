@@ -51,6 +51,10 @@ struct sync_status {
 	char last_error[512];   /* "" if none */
 	int64_t last_error_time;
 	int64_t last_sync_time;
+	/* Changes made through the mount (cache/replay.h). */
+	uint64_t replayed;        /* journal entries replayed this session */
+	char replay_error[512];   /* why entries are left, "" if none */
+	char replay_note[512];    /* the last conflict resolved, "" if none */
 };
 
 struct sync;
@@ -66,6 +70,8 @@ struct sync *sync_start(const struct cfg_account *acct, const char *cache_dir, i
 void sync_stop(struct sync **s);
 /* Start a pass now instead of waiting for the poll interval. */
 void sync_kick(struct sync *s);
+/* The journal got entries: replay them now (when online), without a whole pass. */
+void sync_changed(struct sync *s);
 /* A consistent copy of the status. */
 void sync_get_status(struct sync *s, struct sync_status *r);
 /* Block until the first complete pass (metadata and prefetched bodies) is done, or

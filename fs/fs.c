@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/change.h"
 #include "cache/check.h"
 #include "cache/store.h"
 #include "cache/sync.h"
@@ -88,103 +89,6 @@ account_of(struct mfs *m, int64_t account_id)
 			return &m->acc[i];
 	return NULL;
 }
-/* ---- changes: the outbox; elsewhere refused in this version ------------------------ */
-
-static void
-mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-	    struct fuse_file_info *fi)
-{
-	if (obx_setattr(fuse_req_userdata(req), req, ino, attr, to_set, fi))
-		return;
-	fuse_reply_err(req, EROFS);
-}
-
-static void
-mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	  struct fuse_file_info *fi)
-{
-	if (obx_write(fuse_req_userdata(req), req, ino, buf, size, off, fi))
-		return;
-	fuse_reply_err(req, EROFS);
-}
-
-/* Only files created in an outbox have a handle (the rest answer OPEN with ENOSYS), and
- * only their close has something to report; every other FLUSH is answered at once. */
-static void
-mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct mfs *m = fuse_req_userdata(req);
-	/* Mounted with -o ro nothing can be written: ENOSYS, and the kernel never asks again
-	 * (one round trip less per file closed, as before the outbox existed). */
-	if (m->readonly)
-		return (void)fuse_reply_err(req, ENOSYS);
-	if (obx_flush(m, req, ino, fi))
-		return;
-	fuse_reply_err(req, 0);
-}
-
-static void
-mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	if (obx_release(fuse_req_userdata(req), req, ino, fi))
-		return;
-	fuse_reply_err(req, 0);
-}
-
-
-static void
-mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-	   struct fuse_file_info *fi)
-{
-	if (obx_create(fuse_req_userdata(req), req, parent, name, mode, fi))
-		return;
-	fuse_reply_err(req, EROFS);
-}
-
-static void
-mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-	(void)parent;
-	(void)name;
-	(void)mode;
-	(void)rdev;
-	fuse_reply_err(req, EROFS);
-}
-
-static void
-mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-	(void)name;
-	(void)mode;
-	uint64_t v;
-	fuse_reply_err(req, obx_kind(parent, &v) != OBX_NONE ? EPERM : EROFS);
-}
-
-static void
-mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	if (obx_unlink(fuse_req_userdata(req), req, parent, name))
-		return;
-	fuse_reply_err(req, EROFS);
-}
-
-static void
-mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	(void)name;
-	uint64_t v;
-	fuse_reply_err(req, obx_kind(parent, &v) != OBX_NONE ? EPERM : EROFS);
-}
-
-static void
-mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-	   const char *newname, unsigned int flags)
-{
-	if (obx_rename(fuse_req_userdata(req), req, parent, name, newparent, newname, flags))
-		return;
-	fuse_reply_err(req, EROFS);
-}
-
 static void
 mfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -240,6 +144,7 @@ static const struct fuse_lowlevel_ops mfs_ops = {
 	.unlink = mfs_unlink,
 	.rmdir = mfs_rmdir,
 	.flush = mfs_flush,
+	.fsync = mfs_fsync,
 	.release = mfs_release,
 	.rename = mfs_rename,
 	.getxattr = mfs_getxattr,
@@ -366,6 +271,35 @@ out:
 	return ret;
 }
 
+/* Files written into folders whose writer never got to close them (the daemon was
+ * killed): committed now if they are messages, kept as local files if not. */
+static int
+recover_writes(struct mfs *m)
+{
+	char err[1024];
+	struct store *s = NULL;
+	if (store_open(m->cfg->cache_dir, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailfs: %s\n", err);
+		return -1;
+	}
+	struct change_acct *ca = calloc(m->nacc ? m->nacc : 1, sizeof(*ca));
+	if (ca == NULL) {
+		store_close(&s);
+		return -1;
+	}
+	for (size_t i = 0; i < m->nacc; i++) {
+		ca[i].cfg = m->acc[i].cfg;
+		ca[i].account_id = m->acc[i].account_id;
+		ca[i].top_id = m->acc[i].top_id;
+	}
+	int n = change_recover(s, ca, m->nacc);
+	if (n > 0)
+		log_info("%d file(s) written before a crash were committed", n);
+	free(ca);
+	store_close(&s);
+	return 0;
+}
+
 /* The last of "-o ro" / "-o rw" given (in any -o list): 1 ro, 0 rw, -1 neither. */
 static int
 ro_option(const struct fuse_args *args)
@@ -416,18 +350,13 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 		fprintf(stderr, "mailfs: no mount point given (see mailfs --help)\n");
 		goto out;
 	}
-	if (prepare_accounts(&m) < 0)
+	if (prepare_accounts(&m) < 0 || recover_writes(&m) < 0)
 		goto out;
-	/* Only an outbox takes writes in this version: without one (no account has an smtp
-	 * URL) the mount is read-only unless -o rw says otherwise. A read-only superblock is
-	 * what keeps the kernel from marking atime stale after each READ (one GETATTR per file
-	 * read at its next stat), and FLUSH is then answered ENOSYS once and never sent again. */
-	bool any_outbox = false;
-	for (size_t i = 0; i < m.nacc; i++)
-		any_outbox |= m.acc[i].cfg->smtp.set;
-	m.readonly = ro == 1 || (ro == -1 && !any_outbox);
-	if (m.readonly && ro == -1 && fuse_opt_add_arg(args, "-oro") != 0)
-		goto out;
+	/* Folders take writes: the mount is read-write unless -o ro is given. A read-only
+	 * superblock keeps the kernel from marking atime stale after each READ (one GETATTR
+	 * per file read at its next stat), and FLUSH is then answered ENOSYS once and never
+	 * sent again. */
+	m.readonly = ro == 1;
 	/* noatime: on a writable mount it spares the GETATTR after reads of cached pages (a
 	 * second grep); the first stat after a READ still costs one. */
 	if (fuse_opt_add_arg(args, "-onoatime") != 0)

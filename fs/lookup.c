@@ -34,7 +34,7 @@ dir_attr(struct mfs *m, uint64_t ino, int64_t mtime, struct stat *st)
 }
 
 void
-msg_attr(struct mfs *m, const struct store_msg *msg, struct stat *st)
+msg_attr(struct mfs *m, struct store *s, const struct store_msg *msg, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = store_ino_msg(msg->id);
@@ -46,6 +46,25 @@ msg_attr(struct mfs *m, const struct store_msg *msg, struct stat *st)
 	st->st_blocks = (blkcnt_t)((msg->size + 511) / 512);
 	st->st_blksize = 128 * 1024;
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = msg->internaldate;
+	if (msg->state == STORE_MSG_SCRATCH) {
+		struct stat fst;
+		int fd = store_scratch_open(s, msg->id, false);
+		if (fd >= 0 && fstat(fd, &fst) == 0) {
+			st->st_size = fst.st_size;
+			st->st_blocks = (blkcnt_t)((fst.st_size + 511) / 512);
+		} else {
+			st->st_size = 0;
+			st->st_blocks = 0;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+double
+msg_attr_timeout(const struct store_msg *msg)
+{
+	return msg->state == STORE_MSG_SCRATCH ? 0 : TIMEOUT_LONG;
 }
 
 void
@@ -63,10 +82,13 @@ status_attr(struct mfs *m, struct stat *st)
 	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = time(NULL);
 }
 
-/* Attributes of any inode: 0, or an errno. */
+/* Attributes of any inode: 0, or an errno; *timeout_r (may be NULL): how long the kernel
+ * may keep them. */
 int
-ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st)
+ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st, double *timeout_r)
 {
+	if (timeout_r != NULL)
+		*timeout_r = ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE ? 0 : TIMEOUT_LONG;
 	if (ino == FUSE_ROOT_ID) {
 		dir_attr(m, ino, m->started, st);
 		return 0;
@@ -91,7 +113,9 @@ ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st)
 		int r = store_msg_get(s, id, &msg);
 		if (r != 0)
 			return r > 0 ? ENOENT : EIO;
-		msg_attr(m, &msg, st);
+		msg_attr(m, s, &msg, st);
+		if (timeout_r != NULL)
+			*timeout_r = msg_attr_timeout(&msg);
 		return 0;
 	}
 	return ENOENT;
@@ -140,7 +164,8 @@ mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		r = store_msg_lookup(s, pid, name, &msg);
 		if (r == 0) {
 			e.ino = store_ino_msg(msg.id);
-			msg_attr(m, &msg, &e.attr);
+			msg_attr(m, s, &msg, &e.attr);
+			e.attr_timeout = msg_attr_timeout(&msg);
 			return (void)fuse_reply_entry(req, &e);
 		}
 		if (r < 0)
@@ -160,11 +185,11 @@ mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
 	struct stat st;
-	int e = ino_attr(m, s, ino, &st);
+	double timeout;
+	int e = ino_attr(m, s, ino, &st, &timeout);
 	if (e != 0)
 		return (void)fuse_reply_err(req, e);
-	fuse_reply_attr(req, &st,
-			ino == STORE_INO_STATUS || ino >= STATUS_INO_BASE ? 0 : TIMEOUT_LONG);
+	fuse_reply_attr(req, &st, timeout);
 }
 
 /* ---- directories --------------------------------------------------------------------- */
@@ -291,10 +316,10 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 				return (void)fuse_reply_err(req, EIO);
 			}
 			for (int i = 0; i < n && !full; i++) {
-				msg_attr(m, &page[i], &st);
+				msg_attr(m, s, &page[i], &st);
 				full = !add_entry(req, &b, size, plus, page[i].name, &st,
 						  (off_t)(MSG_OFF_BASE + (uint64_t)page[i].id),
-						  TIMEOUT_LONG);
+						  msg_attr_timeout(&page[i]));
 			}
 			if (n < READDIR_PAGE)
 				break;

@@ -56,6 +56,28 @@ read_status(struct mfs *m, fuse_req_t req, size_t size, off_t off)
 	free(copy);
 }
 
+/* A file being written (or a scratch file): its bytes as they are. */
+static void
+read_scratch(fuse_req_t req, struct store *s, int64_t id, size_t size, off_t off)
+{
+	int fd = store_scratch_open(s, id, false);
+	if (fd < 0)
+		return (void)fuse_reply_buf(req, NULL, 0);
+	char *data = malloc(size ? size : 1);
+	if (data == NULL) {
+		close(fd);
+		return (void)fuse_reply_err(req, ENOMEM);
+	}
+	ssize_t n = pread(fd, data, size, off);
+	close(fd);
+	if (n < 0) {
+		free(data);
+		return (void)fuse_reply_err(req, EIO);
+	}
+	fuse_reply_buf(req, data, (size_t)n);
+	free(data);
+}
+
 void
 mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -74,6 +96,8 @@ mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 	int r = store_msg_get(s, id, &msg);
 	if (r != 0)
 		return (void)fuse_reply_err(req, r > 0 ? ENOENT : EIO);
+	if (msg.state == STORE_MSG_SCRATCH)
+		return read_scratch(req, s, id, size, off);
 	if ((uint64_t)off >= msg.size)
 		return (void)fuse_reply_buf(req, NULL, 0);
 	if (size > msg.size - (uint64_t)off)
@@ -90,6 +114,14 @@ mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 			a = account_of(m, f.account_id);
 	} else {
 		a = &m->acc[0];
+	}
+	if (r == 1 && msg.state == STORE_MSG_MOVING) {
+		/* Its server copy is still where it was moved from. */
+		msg.uid = msg.orig_uid;
+		if (store_folder_get(s, msg.orig_folder, &f) != 0)
+			r = -1;
+	} else if (r == 1 && msg.state != STORE_MSG_SERVER) {
+		r = -1; /* a local row without its body: nothing to fetch */
 	}
 	if (r == 1) {
 		/* Not cached: from the server, on a reader connection of the account. */

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/journal.h"
 #include "cache/store.h"
 #include "net/buf.h"
 #include "net/log.h"
@@ -82,6 +83,18 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   (unsigned long long)a->served_bytes, (unsigned long long)st.passes, last,
 			   st.last_error[0] ? errt : "", st.last_error[0] ? " " : "",
 			   st.last_error[0] ? st.last_error : "none", "");
+		uint64_t pending = 0;
+		char jerr[512] = "";
+		if (s != NULL)
+			journal_count(s, a->account_id, &pending, jerr, sizeof(jerr));
+		buf_printf(b,
+			   "journal          = %llu\n"
+			   "replayed         = %llu\n"
+			   "journal_error    = %s\n"
+			   "journal_note     = %s\n",
+			   (unsigned long long)pending, (unsigned long long)st.replayed,
+			   jerr[0] ? jerr : st.replay_error[0] ? st.replay_error : "none",
+			   st.replay_note[0] ? st.replay_note : "none");
 		obx_status(m, i, b);
 		buf_printf(b, "\n");
 	}

@@ -5,6 +5,7 @@
 #include "fs/fs-internal.h"
 
 #include <errno.h>
+#include <sys/xattr.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/change.h"
 #include "cache/store.h"
 #include "net/buf.h"
 #include "net/log.h"
@@ -94,13 +96,37 @@ mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	fuse_reply_buf(req, list, len);
 }
 
+/* setfattr -n user.mail.flags -v '\Seen \Flagged' FILE: UID STORE FLAGS (through the
+ * journal). The other user.mail.* names are read-only. */
 void
 mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 	     int flags)
 {
-	(void)ino;
-	(void)value;
-	(void)size;
-	(void)flags;
-	fuse_reply_err(req, strncmp(name, "user.mail.", 10) == 0 ? EROFS : EOPNOTSUPP);
+	struct mfs *m = fuse_req_userdata(req);
+	if (strncmp(name, "user.mail.", 10) != 0)
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	int64_t id;
+	if (strcmp(name, "user.mail.flags") != 0 || store_ino_kind(ino, &id) != 2)
+		return (void)fuse_reply_err(req, EPERM);
+	if (m->readonly)
+		return (void)fuse_reply_err(req, EROFS);
+	if (flags & XATTR_CREATE)
+		return (void)fuse_reply_err(req, EEXIST); /* the flags always exist */
+	struct store *s = thread_store(m);
+	if (s == NULL)
+		return (void)fuse_reply_err(req, EIO);
+	char text[512];
+	if (size >= sizeof(text) || memchr(value, '\0', size) != NULL)
+		return (void)fuse_reply_err(req, size >= sizeof(text) ? E2BIG : EINVAL);
+	memcpy(text, value, size);
+	text[size] = '\0';
+	struct store_msg msg;
+	struct change_acct ca;
+	struct account *a;
+	if (store_msg_get(s, id, &msg) != 0 || !change_acct_of(m, s, msg.folder_id, &ca, &a))
+		return (void)fuse_reply_err(req, ENOENT);
+	int e = change_set_flags(s, &ca, id, text);
+	fuse_reply_err(req, e);
+	if (e == 0)
+		changed(a);
 }

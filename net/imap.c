@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "net/buf.h"
@@ -82,6 +83,7 @@ struct imap {
 	struct imap_select_info *sel;
 	struct search_collect *search;
 	uint32_t appenduid; /* from the last [APPENDUID v uid] code (RFC 4315) */
+	uint32_t copyuid;   /* from the last [COPYUID v src dst] code, one message only */
 };
 
 static void
@@ -508,6 +510,15 @@ handle_code(struct imap *c, const struct imap_response *r)
 	}
 	if (strcmp(r->code, "ALERT") == 0) {
 		log_warn("%s: server alert: %s", c->trace, r->text ? r->text : "");
+		return;
+	}
+	/* resp-code-copy = "COPYUID" SP nz-number SP uid-set SP uid-set (RFC 4315): the new
+	 * UID is kept only when one message was copied or moved. */
+	if (strcmp(r->code, "COPYUID") == 0 && r->code_nargs >= 3) {
+		uint64_t u = 0;
+		c->copyuid = imap_arg_u64(&r->code_args[2], &u) == 0 && u > 0 && u <= UINT32_MAX
+				     ? (uint32_t)u
+				     : 0;
 		return;
 	}
 	if (strcmp(r->code, "APPENDUID") == 0 && r->code_nargs >= 2) {
@@ -1211,6 +1222,13 @@ enum imap_err
 imap_append(struct imap *c, const char *raw, const char *flags, uint64_t size, imap_reader rd,
 	    void *ctx, uint32_t *uid_r)
 {
+	return imap_append_at(c, raw, flags, 0, size, rd, ctx, uid_r);
+}
+
+enum imap_err
+imap_append_at(struct imap *c, const char *raw, const char *flags, int64_t date, uint64_t size,
+	       imap_reader rd, void *ctx, uint32_t *uid_r)
+{
 	char qname[1024];
 	enum imap_err e = quote_mailbox(c, raw, qname, sizeof(qname));
 	if (e != IMAP_OK)
@@ -1218,10 +1236,22 @@ imap_append(struct imap *c, const char *raw, const char *flags, uint64_t size, i
 	/* LITERAL+ (RFC 7888): no round trip for the "+"; LITERAL- allows it up to 4096 bytes. */
 	bool nonsync = imap_has_cap(c, "LITERAL+") ||
 		       (imap_has_cap(c, "LITERAL-") && size <= 4096);
+	/* date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE */
+	char when[48] = "";
+	if (date > 0) {
+		static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+						  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+		time_t tt = (time_t)date;
+		struct tm tm;
+		if (gmtime_r(&tt, &tm) != NULL && tm.tm_year + 1900 < 10000)
+			snprintf(when, sizeof(when), " \"%2d-%s-%04d %02d:%02d:%02d +0000\"",
+				 tm.tm_mday, mon[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+				 tm.tm_min, tm.tm_sec);
+	}
 	char line[2300];
-	int n = snprintf(line, sizeof(line), "APPEND %s%s%s%s {%" PRIu64 "%s}\r\n", qname,
+	int n = snprintf(line, sizeof(line), "APPEND %s%s%s%s%s {%" PRIu64 "%s}\r\n", qname,
 			 flags && *flags ? " (" : "", flags && *flags ? flags : "",
-			 flags && *flags ? ")" : "", size, nonsync ? "+" : "");
+			 flags && *flags ? ")" : "", when, size, nonsync ? "+" : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return fail(c, IMAP_ERR_BAD, "command too long");
 	unsigned id;
@@ -1256,6 +1286,15 @@ imap_append(struct imap *c, const char *raw, const char *flags, uint64_t size, i
 	if (uid_r != NULL)
 		*uid_r = e == IMAP_OK ? c->appenduid : 0;
 	return e;
+}
+
+uint32_t
+imap_copyuid(struct imap *c, bool reset)
+{
+	uint32_t u = c->copyuid;
+	if (reset)
+		c->copyuid = 0;
+	return u;
 }
 
 enum imap_err

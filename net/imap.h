@@ -137,6 +137,10 @@ enum imap_err imap_uid_search(struct imap *c, const char *criteria, uint32_t **u
 
 enum imap_err imap_noop(struct imap *c);
 
+/* The destination UID of the last COPY or MOVE of a single message (COPYUID, RFC 4315),
+ * or 0; reset: clear it (call before the command). */
+uint32_t imap_copyuid(struct imap *c, bool reset);
+
 /* Supplies message bytes: fills buf with up to len bytes, returns how many (> 0), or 0 / -1
  * when the source ends or fails. */
 typedef ssize_t (*imap_reader)(void *ctx, char *buf, size_t len);
@@ -147,6 +151,9 @@ typedef ssize_t (*imap_reader)(void *ctx, char *buf, size_t len);
  * *uid_r (may be NULL): the new message's UID from APPENDUID (RFC 4315), or 0. */
 enum imap_err imap_append(struct imap *c, const char *raw, const char *flags, uint64_t size,
 			  imap_reader rd, void *ctx, uint32_t *uid_r);
+/* The same with an INTERNALDATE (seconds since the epoch, sent in UTC; 0: none). */
+enum imap_err imap_append_at(struct imap *c, const char *raw, const char *flags, int64_t date,
+			     uint64_t size, imap_reader rd, void *ctx, uint32_t *uid_r);
 
 /* Receives FETCH responses while a command runs.
  * body_begin/body_data/body_end: one body section literal (BODY[...]) streamed in chunks;
