@@ -88,8 +88,8 @@
 	X(MSG_SIZE, "UPDATE messages SET size = ?2 WHERE id = ?1 AND has_body = 0")                \
 	X(MSG_SHADOW, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND prev_name = ?2"  \
 		      " AND prev_name != '' LIMIT 1")                                              \
-	X(MSG_SCRATCH_NEXT, "SELECT " MSG_COLS " FROM messages INDEXED BY messages_local"          \
-			    " WHERE state = 1 AND id > ?1 ORDER BY id LIMIT 1")                    \
+	X(MSG_SCRATCH_NEXT, "SELECT " MSG_COLS " FROM messages WHERE state = 1 AND id > ?1"        \
+			    " ORDER BY id LIMIT 1")                    \
 	X(FOLDER_SAVE, "UPDATE folders SET parent_id = ?2, name = ?3, server_name = ?4,"           \
 		       " delim = ?5, local = ?6, special = ?7 WHERE id = ?1")                      \
 	X(FOLDER_RENAME_SUB, "UPDATE folders SET server_name = ?3 || substr(server_name,"         \

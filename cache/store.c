@@ -160,7 +160,7 @@ static const char *const migrations[] = {
     "ALTER TABLE messages ADD COLUMN prev_name TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE folders ADD COLUMN local INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX messages_prev ON messages(folder_id, prev_name) WHERE prev_name != '';"
-    "CREATE INDEX messages_local ON messages(state) WHERE state != 0;"
+    "CREATE INDEX messages_scratch ON messages(id) WHERE state = 1;"
     "CREATE TABLE journal ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  account_id INTEGER NOT NULL,"

@@ -1420,7 +1420,7 @@ test_migrate_v1(void **state)
 	char sql[2048];
 	snprintf(sql, sizeof(sql),
 		 "DROP TRIGGER messages_au_folder; DROP TRIGGER messages_au_name;"
-		 " DROP INDEX messages_prev; DROP INDEX messages_local; DROP TABLE journal;"
+		 " DROP INDEX messages_prev; DROP INDEX messages_scratch; DROP TABLE journal;"
 		 " ALTER TABLE messages DROP COLUMN state;"
 		 " ALTER TABLE messages DROP COLUMN orig_folder;"
 		 " ALTER TABLE messages DROP COLUMN orig_uid;"
