@@ -38,6 +38,8 @@ change_is_message_name(const char *name)
 
 /* ---- transactions ---- */
 
+/* durable: the commit waits for the disk (fsync(2) asked for it); otherwise it survives a
+ * kill of the daemon at any point (WAL, synchronous = NORMAL), not a power loss. */
 static int
 begin(struct store *s, bool durable)
 {
@@ -245,7 +247,7 @@ change_set_mtime(struct store *s, int64_t msg_id, int64_t mtime)
 	/* On the server already: its INTERNALDATE cannot change (accepted, like chmod). */
 	if (m.state == STORE_MSG_SERVER || m.state == STORE_MSG_MOVING)
 		return 0;
-	int e = begin(s, m.state == STORE_MSG_PENDING);
+	int e = begin(s, false);
 	if (e != 0)
 		return e;
 	m.internaldate = mtime;
@@ -357,7 +359,7 @@ header_value(const struct buf *hdr, const char *field, char *out, size_t outlen)
 }
 
 int
-change_commit(struct store *s, const struct change_acct *a, int64_t msg_id)
+change_commit(struct store *s, const struct change_acct *a, int64_t msg_id, bool sync)
 {
 	struct store_msg m;
 	if (store_msg_get(s, msg_id, &m) != 0)
@@ -396,7 +398,7 @@ change_commit(struct store *s, const struct change_acct *a, int64_t msg_id)
 		e = ENOMEM;
 		goto out;
 	}
-	if ((e = begin(s, true)) != 0)
+	if ((e = begin(s, sync)) != 0)
 		goto out;
 	/* An editor's backup of the same name ("x.eml" renamed to "x.eml~" before the new
 	 * x.eml was written): the new one replaces its server message. */
@@ -426,7 +428,7 @@ change_commit(struct store *s, const struct change_acct *a, int64_t msg_id)
 		if (store_body_write(w, out, (size_t)n) < 0)
 			goto fail;
 	}
-	if (store_body_end(&w, true) < 0 || store_body_sync(s) < 0)
+	if (store_body_end(&w, true) < 0 || (sync && store_body_sync(s) < 0))
 		goto fail;
 	struct ident old = {m.orig_folder, m.orig_uid};
 	m.state = STORE_MSG_PENDING;
@@ -517,7 +519,7 @@ change_unlink(struct store *s, const struct change_acct *a, int64_t folder_id,
 			return EIO;
 		to_trash = trash.id != folder_id;
 	}
-	int e = begin(s, true);
+	int e = begin(s, false);
 	if (e != 0)
 		return e;
 	if (to_trash) {
@@ -579,7 +581,7 @@ change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_i
 		return 0;
 	if (replace && noreplace)
 		return EEXIST;
-	int e = begin(s, true);
+	int e = begin(s, false);
 	if (e != 0)
 		return e;
 	if (replace) {
@@ -634,7 +636,7 @@ change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_i
 	if (replace && t.state == STORE_MSG_SCRATCH)
 		store_scratch_remove(s, t.id);
 	if (m.state == STORE_MSG_SCRATCH && change_is_message_name(new_name))
-		return change_commit(s, a, m.id);
+		return change_commit(s, a, m.id, false);
 	return 0;
 }
 
@@ -687,7 +689,7 @@ change_set_flags(struct store *s, const struct change_acct *a, int64_t msg_id,
 	int e = normalize_flags(flags, norm, sizeof(norm));
 	if (e != 0)
 		return e;
-	if ((e = begin(s, true)) != 0)
+	if ((e = begin(s, false)) != 0)
 		return e;
 	snprintf(m.flags, sizeof(m.flags), "%s", norm);
 	if (store_msg_save(s, &m) < 0)
@@ -768,7 +770,7 @@ change_mkdir(struct store *s, const struct change_acct *a, int64_t parent_id, co
 	int e = change_server_name(s, &p, delim, name, server, sizeof(server));
 	if (e != 0)
 		return e;
-	if ((e = begin(s, true)) != 0)
+	if ((e = begin(s, false)) != 0)
 		return e;
 	int64_t id;
 	if (store_folder_ensure(s, a->account_id, parent_id, name, STORE_FOLDER_MAILBOX, server,
@@ -800,7 +802,7 @@ change_rmdir(struct store *s, const struct change_acct *a, int64_t parent_id, co
 	r = store_folder_busy(s, f.id);
 	if (r != 0)
 		return r > 0 ? ENOTEMPTY : EIO;
-	int e = begin(s, true);
+	int e = begin(s, false);
 	if (e != 0)
 		return e;
 	if ((f.server_name[0] != '\0' &&
@@ -849,7 +851,7 @@ change_rename_folder(struct store *s, const struct change_acct *a, int64_t paren
 	int e = change_server_name(s, &np, delim, new_name, server, sizeof(server));
 	if (e != 0)
 		return e;
-	if ((e = begin(s, true)) != 0)
+	if ((e = begin(s, false)) != 0)
 		return e;
 	if (replace && ((t.server_name[0] != '\0' &&
 			 journal_add(s, a->account_id, JOURNAL_DELETE, 0, 0, t.server_name, 0) < 0) ||
@@ -881,7 +883,7 @@ change_recover(struct store *s, const struct change_acct *accts, size_t n)
 		for (size_t i = 0; i < n; i++) {
 			if (accts[i].account_id != acc)
 				continue;
-			if (change_commit(s, &accts[i], m.id) == 0)
+			if (change_commit(s, &accts[i], m.id, true) == 0)
 				done++;
 		}
 	}

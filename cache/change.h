@@ -2,9 +2,11 @@
  * the journal (DESIGN.md §1 "Changing (IMAP)"): the file system layer calls these, the
  * account's sync thread later replays the journal (cache/replay.h).
  *
- * Each call is one transaction, committed durably (synchronous = FULL, bodies fdatasync'ed)
- * before it returns: when the system call that caused it returns, the change survives a
- * kill -9 or a power loss. Results are 0 or an errno value (EEXIST, ENOENT, ENOTEMPTY,
+ * Each call is one transaction, committed before it returns: when the system call that
+ * caused it returns, the change survives a kill -9 of the daemon at any point (WAL). A
+ * power loss can take the last changes, as on a local file system without fsync; fsync(2)
+ * on a file commits it with synchronous = FULL and its body fdatasync'ed, which makes it
+ * and every change before it durable. Results are 0 or an errno value (EEXIST, ENOENT, ENOTEMPTY,
  * EINVAL, EPERM, EIO), which the file system layer passes on as it is.
  *
  * Files: a file created in a folder is a scratch row (its bytes in a scratch file) until it
@@ -48,9 +50,10 @@ int change_write(struct store *s, int64_t msg_id, const void *data, size_t len, 
 int change_truncate(struct store *s, int64_t msg_id, uint64_t size);
 /* utimens: the mtime becomes the INTERNALDATE of what is not on the server yet. */
 int change_set_mtime(struct store *s, int64_t msg_id, int64_t mtime);
-/* close / fsync / rename to *.eml of a scratch row: 0 (committed, or nothing to do),
+/* close / fsync (sync: wait for the disk) / rename to *.eml of a scratch row: 0 (committed,
+ * or nothing to do),
  * EINVAL (not a message: no header block; it stays a scratch file), EIO. */
-int change_commit(struct store *s, const struct change_acct *a, int64_t msg_id);
+int change_commit(struct store *s, const struct change_acct *a, int64_t msg_id, bool sync);
 /* rm: see DESIGN (Trash, expunge, or local only). *trash_id_r (may be NULL) gets the
  * folder the message went to (Trash), else 0. */
 int change_unlink(struct store *s, const struct change_acct *a, int64_t folder_id,

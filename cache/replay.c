@@ -115,9 +115,20 @@ find_made(struct run *u, const char *mailbox, uint32_t from, const struct store_
 	return found;
 }
 
+static void
+learn_next(struct run *u, const char *mailbox, uint32_t uid)
+{
+	snprintf(u->r->next_of, sizeof(u->r->next_of), "%s", mailbox);
+	u->r->next = uid + 1;
+}
+
 static int
 uidnext_of(struct run *u, const char *mailbox, uint32_t *uidnext_r)
 {
+	if (u->r->next != 0 && strcmp(u->r->next_of, mailbox) == 0) {
+		*uidnext_r = u->r->next;
+		return 0;
+	}
 	struct imap_status_info st;
 	enum imap_err e = imap_status(u->r->c, mailbox, &st);
 	if (e != IMAP_OK)
@@ -312,6 +323,7 @@ do_append(struct run *u, struct journal_entry *e)
 			u->r->msg_removed(u->r->hctx, f.id, m.id, m.name);
 		return STEP_DONE;
 	}
+	learn_next(u, f.server_name, (uint32_t)uid);
 	return adopt(u, e, m.id, &f, (uint32_t)uid, STORE_MSG_PENDING);
 }
 
@@ -388,8 +400,10 @@ do_move(struct run *u, struct journal_entry *e)
 		    (uid = find_made(u, dst.server_name, e->uidnext, &m)) < 0)
 			return STEP_LOST;
 	}
-	if (uid > 0)
+	if (uid > 0) {
+		learn_next(u, dst.server_name, (uint32_t)uid);
 		return adopt(u, e, m.id, &dst, (uint32_t)uid, STORE_MSG_MOVING);
+	}
 	/* The source message is gone (another client expunged it, or its folder went): what
 	 * the cache holds is appended instead; without a cached body there is nothing left. */
 	if (store_begin(s) < 0)

@@ -34,6 +34,10 @@ struct replay_ctx {
 	uint64_t replayed;  /* entries done, over the context's life */
 	char error[512];    /* the last refusal or failure, "" if none */
 	char note[512];     /* the last conflict resolved ("...: folder gone, filed in INBOX") */
+	/* A lower bound of the next UID of mailbox next_of, from the last APPENDUID or
+	 * COPYUID there: many APPENDs in a row need no STATUS before each. */
+	char next_of[1024];
+	uint32_t next;
 };
 
 /* Replay what the journal holds. 0: it is empty; 1: entries the server refused are left;

@@ -284,3 +284,22 @@ store_durable(struct store *s, bool on)
 		return store_db_err(s, "synchronous");
 	return 0;
 }
+
+int
+store_sync(struct store *s)
+{
+	char wal[4200];
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	int fd = open(wal, O_RDONLY | O_CLOEXEC);
+	int ret = 0;
+	if (fd >= 0) {
+		if (fdatasync(fd) < 0)
+			ret = -1;
+		close(fd);
+	}
+	if (store_body_sync(s) < 0)
+		ret = -1;
+	if (ret < 0)
+		store_set_err(s, "sync: %s", strerror(errno));
+	return ret;
+}

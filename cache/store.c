@@ -463,6 +463,24 @@ set_wal(struct store *s, char *err, size_t errlen)
 	return -1;
 }
 
+/* Wait for another connection's write lock: short sleeps first (transactions here last
+ * well under a millisecond; SQLite's own handler sleeps 1, 2, 5, 10 ms... and made two
+ * writers taking turns wait milliseconds each time), up to STORE_BUSY_MS in all. */
+static int
+busy_wait(void *ctx, int count)
+{
+	(void)ctx;
+	static const unsigned steps_us[] = {20, 50, 100, 200, 500, 1000, 2000, 5000};
+	const size_t nsteps = sizeof(steps_us) / sizeof(steps_us[0]);
+	uint64_t waited = 0;
+	for (int i = 0; i < count; i++)
+		waited += steps_us[(size_t)i < nsteps ? (size_t)i : nsteps - 1];
+	if (waited >= (uint64_t)STORE_BUSY_MS * 1000)
+		return 0;
+	usleep(steps_us[(size_t)count < nsteps ? (size_t)count : nsteps - 1]);
+	return 1;
+}
+
 int
 store_open(const char *cache_dir, struct store **store_r, char *err, size_t errlen)
 {
@@ -495,7 +513,7 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 		goto out;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	sqlite3_busy_handler(s->db, busy_wait, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	int64_t app = query_int(s->db, "PRAGMA application_id");
 	if (app < 0) {

@@ -265,6 +265,8 @@ int store_folder_special(struct store *s, int64_t account_id, unsigned special,
 /* Commits of this handle wait for the disk (PRAGMA synchronous = FULL) while on: the mount
  * promises a change is durable when its system call returns. */
 int store_durable(struct store *s, bool on);
+/* Make every commit so far durable (fdatasync of the WAL and of this handle's pack). */
+int store_sync(struct store *s);
 /* fdatasync the pack this handle appends to (after store_body_end of a body written
  * through the mount, before the commit that records it). */
 int store_body_sync(struct store *s);

@@ -32,6 +32,7 @@
 #include "cache/sync.h"
 
 #define TIMEOUT_LONG 86400.0
+#define NEGATIVE_TIMEOUT 1.0
 #define MSG_OFF_BASE (UINT64_C(1) << 62)
 #define READDIR_PAGE 256
 /* .status gets a new inode number each time its text changes (STATUS_INO_BASE + generation),

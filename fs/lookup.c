@@ -64,7 +64,10 @@ msg_attr(struct mfs *m, struct store *s, const struct store_msg *msg, struct sta
 double
 msg_attr_timeout(const struct store_msg *msg)
 {
-	return msg->state == STORE_MSG_SCRATCH ? 0 : TIMEOUT_LONG;
+	/* A file being written changes through the kernel, which keeps its size itself; a
+	 * commit changes it behind the kernel and invalidates it (fs/write.c). */
+	(void)msg;
+	return TIMEOUT_LONG;
 }
 
 void
@@ -170,6 +173,12 @@ mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		}
 		if (r < 0)
 			return (void)fuse_reply_err(req, EIO);
+		/* A negative entry for a moment: `cp` looks the name up, then creates it (two
+		 * lookups otherwise). Short, because names the sync adds are not invalidated
+		 * one by one. */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = NEGATIVE_TIMEOUT;
+		return (void)fuse_reply_entry(req, &e);
 	}
 	fuse_reply_err(req, ENOENT);
 }

@@ -121,7 +121,7 @@ tell_committed(struct mfs *m, int64_t msg_id)
 
 /* Commit a written file if it was written since its last commit. 0 or an errno. */
 static int
-commit_if_dirty(struct mfs *m, struct store *s, int64_t id, bool *committed_r)
+commit_if_dirty(struct mfs *m, struct store *s, int64_t id, bool sync, bool *committed_r)
 {
 	*committed_r = false;
 	if (!dirty_take(id))
@@ -131,7 +131,7 @@ commit_if_dirty(struct mfs *m, struct store *s, int64_t id, bool *committed_r)
 	struct account *a;
 	if (store_msg_get(s, id, &msg) != 0 || !change_acct_of(m, s, msg.folder_id, &ca, &a))
 		return 0;
-	int e = change_commit(s, &ca, id);
+	int e = change_commit(s, &ca, id, sync);
 	if (e == 0 && msg.state == STORE_MSG_SCRATCH && change_is_message_name(msg.name)) {
 		*committed_r = true;
 		changed(a);
@@ -233,7 +233,7 @@ mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
 	bool committed;
-	int e = commit_if_dirty(m, s, id, &committed);
+	int e = commit_if_dirty(m, s, id, false, &committed);
 	fuse_reply_err(req, e);
 	if (committed)
 		tell_committed(m, id);
@@ -252,7 +252,12 @@ mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *f
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
 	bool committed;
-	int e = commit_if_dirty(m, s, id, &committed);
+	int e = commit_if_dirty(m, s, id, true, &committed);
+	if (e == 0 && !committed) {
+		/* Already committed (or a scratch file): make it, and all before, durable. */
+		if (store_sync(s) < 0)
+			e = EIO;
+	}
 	fuse_reply_err(req, e);
 	if (committed)
 		tell_committed(m, id);
@@ -269,7 +274,7 @@ mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		struct store *s = thread_store(m);
 		bool committed = false;
 		if (s != NULL)
-			(void)commit_if_dirty(m, s, id, &committed);
+			(void)commit_if_dirty(m, s, id, false, &committed);
 		fuse_reply_err(req, 0);
 		if (committed)
 			tell_committed(m, id);

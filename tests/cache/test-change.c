@@ -153,7 +153,7 @@ test_create_commit(void **state)
 	assert_int_equal(m.state, STORE_MSG_SCRATCH);
 	assert_int_equal(m.uid, 0);
 	journal_is(fx, ""); /* nothing before the close */
-	OK(change_commit(fx->s, &fx->a, id));
+	OK(change_commit(fx->s, &fx->a, id, false));
 	OK(store_msg_get(fx->s, id, &m));
 	assert_int_equal(m.state, STORE_MSG_PENDING);
 	assert_true(m.has_body);
@@ -166,7 +166,7 @@ test_create_commit(void **state)
 	journal_is(fx, want);
 	/* The scratch file is gone; a second commit does nothing. */
 	assert_int_equal(store_scratch_open(fx->s, id, false), -1);
-	OK(change_commit(fx->s, &fx->a, id));
+	OK(change_commit(fx->s, &fx->a, id, false));
 	journal_is(fx, want);
 	assert_int_equal(change_create(fx->s, fx->inbox, "new.eml", &m), EEXIST);
 }
@@ -176,11 +176,11 @@ test_not_a_message(void **state)
 {
 	struct fx *fx = *state;
 	int64_t id = write_file(fx, fx->inbox, "bad.eml", "\x89PNG\r\n\x1a\n binary");
-	assert_int_equal(change_commit(fx->s, &fx->a, id), EINVAL);
+	assert_int_equal(change_commit(fx->s, &fx->a, id, false), EINVAL);
 	int64_t empty = write_file(fx, fx->inbox, "empty.eml", "");
-	assert_int_equal(change_commit(fx->s, &fx->a, empty), EINVAL);
+	assert_int_equal(change_commit(fx->s, &fx->a, empty, false), EINVAL);
 	int64_t text = write_file(fx, fx->inbox, "text.eml", "just some words\nno header\n");
-	assert_int_equal(change_commit(fx->s, &fx->a, text), EINVAL);
+	assert_int_equal(change_commit(fx->s, &fx->a, text, true), EINVAL);
 	struct store_msg m;
 	OK(store_msg_get(fx->s, id, &m));
 	assert_int_equal(m.state, STORE_MSG_SCRATCH); /* kept, bytes and all */
@@ -189,7 +189,7 @@ test_not_a_message(void **state)
 	close(fd);
 	/* A name not ending in .eml is never committed. */
 	int64_t swp = write_file(fx, fx->inbox, ".new.eml.swp", "Subject: x\n\n");
-	OK(change_commit(fx->s, &fx->a, swp));
+	OK(change_commit(fx->s, &fx->a, swp, false));
 	OK(store_msg_get(fx->s, swp, &m));
 	assert_int_equal(m.state, STORE_MSG_SCRATCH);
 	journal_is(fx, "");
@@ -228,7 +228,7 @@ test_editor_backup(void **state)
 	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "d.eml", fx->inbox, "d.eml~", false));
 	journal_is(fx, "");
 	int64_t nw = write_file(fx, fx->inbox, "d.eml", "Subject: d\n\nv2\n");
-	OK(change_commit(fx->s, &fx->a, nw));
+	OK(change_commit(fx->s, &fx->a, nw, true));
 	struct store_msg m;
 	OK(store_msg_get(fx->s, old, &m));
 	assert_int_equal(m.state, STORE_MSG_DETACHED);
@@ -256,7 +256,7 @@ test_rewrite_in_place(void **state)
 	OK(store_msg_get(fx->s, id, &m));
 	assert_int_equal(m.state, STORE_MSG_SCRATCH);
 	assert_int_equal(m.orig_uid, 3);
-	OK(change_commit(fx->s, &fx->a, id));
+	OK(change_commit(fx->s, &fx->a, id, false));
 	body_is(fx, id, "Subject: w2\r\n\r\n");
 	char want[128];
 	snprintf(want, sizeof(want), "APPEND:%lld:0:0 EXPUNGE:0:%lld:3", (long long)id,
@@ -267,7 +267,7 @@ test_rewrite_in_place(void **state)
 	int64_t b = server_msg(fx, fx->work, 4, "b.eml", "Subject: b\r\n\r\n");
 	OK(change_write(fx->s, b, "more\r\n", 6, 14, &size));
 	assert_int_equal(size, 20);
-	OK(change_commit(fx->s, &fx->a, b));
+	OK(change_commit(fx->s, &fx->a, b, false));
 	body_is(fx, b, "Subject: b\r\n\r\nmore\r\n");
 }
 
