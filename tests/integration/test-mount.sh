@@ -114,16 +114,22 @@ else
 fi
 cat "$mnt/.status"
 
-# --- no account has an outbox: the mount is read-only --------------------------------------
-if findmnt -no OPTIONS "$mnt" | tr ',' '\n' | grep -qx ro; then
-	ok "no outbox configured: mounted read-only"
+# --- the mount is read-write; a file that is not a message is refused at close --------------
+if findmnt -no OPTIONS "$mnt" | tr ',' '\n' | grep -qx rw; then
+	ok "mounted read-write"
 else
-	bad "mount options without an outbox: $(findmnt -no OPTIONS "$mnt")"
+	bad "mount options: $(findmnt -no OPTIONS "$mnt")"
 fi
-if err=$(touch "$mnt/alice/INBOX/new.eml" 2>&1); then
-	bad "a file could be created in a folder"
+# (cp reports what close says; touch and a shell redirection do not look.)
+if err=$(cp /dev/null "$mnt/alice/INBOX/new.eml" 2>&1); then
+	bad "an empty file was taken as a message"
 else
-	case "$err" in *"Read-only file system"*) ok "writing into a folder: EROFS" ;; *) bad "touch said: $err" ;; esac
+	case "$err" in *"Invalid argument"*) ok "an empty .eml: EINVAL at close" ;; *) bad "cp said: $err" ;; esac
+fi
+if [ -f "$mnt/alice/INBOX/new.eml" ] && rm "$mnt/alice/INBOX/new.eml"; then
+	ok "kept as a local file, then removed"
+else
+	bad "the refused file is not there to remove"
 fi
 
 # --- find: every folder and every message --------------------------------------------------
