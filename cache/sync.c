@@ -424,6 +424,23 @@ on_body_end(void *ctx)
 	return 0;
 }
 
+/* The name a message gets when its usual one is taken in the folder (a file the user
+ * wrote or moved there may have any name): "-u<uid>" before ".eml". */
+static void
+other_name(char name[NAMES_MAX + 1], uint32_t uid)
+{
+	char tail[24];
+	snprintf(tail, sizeof(tail), "-u%u.eml", uid);
+	size_t n = strlen(name);
+	if (n > 4 && strcmp(name + n - 4, ".eml") == 0)
+		n -= 4;
+	if (n + strlen(tail) > NAMES_MAX)
+		n = NAMES_MAX - strlen(tail);
+	while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+		n--; /* not inside a UTF-8 sequence */
+	snprintf(name + n, NAMES_MAX + 1 - n, "%s", tail);
+}
+
 static int
 handle_headers(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
 {
@@ -455,7 +472,12 @@ handle_headers(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_
 
 	struct store_msg old;
 	bool existed = store_msg_by_uid(p->store, p->f->id, uid, &old) == 0;
-	if (txn_begin(p) < 0 || store_msg_upsert(p->store, &m) < 0) {
+	int up = txn_begin(p) < 0 ? -1 : store_msg_upsert(p->store, &m);
+	if (up < 0 && !existed && store_name_taken(p->store)) {
+		other_name(m.name, uid);
+		up = store_msg_upsert(p->store, &m);
+	}
+	if (up < 0) {
 		log_warn("account %s: cannot store UID %u of %s: %s", p->s->acct->name, uid,
 			 p->f->server_name, store_errmsg(p->store));
 		p->failed = true;
@@ -554,7 +576,12 @@ handle_full(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n
 		if (mail_header_get(hdr, p->hdr.len, "Message-ID", &v) > 0)
 			snprintf(mid, sizeof(mid), "%s", v.data);
 		buf_free(&v);
-		if (store_msg_finish(p->store, p->w_msg, name, idate, flags, modseq, mid) < 0)
+		int fin = store_msg_finish(p->store, p->w_msg, name, idate, flags, modseq, mid);
+		if (fin < 0 && store_name_taken(p->store)) {
+			other_name(name, uid);
+			fin = store_msg_finish(p->store, p->w_msg, name, idate, flags, modseq, mid);
+		}
+		if (fin < 0)
 			goto fail;
 		p->folder_grew = true;
 		count(p->s, &p->s->st.headers_done, 1);
