@@ -163,14 +163,25 @@ make_scratch(struct store *s, struct store_msg *m, uint64_t keep)
 	return commit(s);
 }
 
+/* A folder that takes messages: 0, ENOENT, or EPERM (an account's directory, a
+ * \Noselect one, the outbox). */
+static int
+mailbox_of(struct store *s, int64_t folder_id, struct store_folder *f)
+{
+	if (store_folder_get(s, folder_id, f) != 0)
+		return ENOENT;
+	return f->kind == STORE_FOLDER_MAILBOX ? 0 : EPERM;
+}
+
 int
 change_create(struct store *s, int64_t folder_id, const char *name, struct store_msg *m)
 {
 	struct store_folder f;
-	if (store_folder_get(s, folder_id, &f) != 0)
-		return ENOENT;
-	if (f.kind != STORE_FOLDER_MAILBOX)
-		return EPERM;
+	int r = mailbox_of(s, folder_id, &f);
+	if (r != 0)
+		return r;
+	if (store_folder_lookup(s, folder_id, name, &f) == 0)
+		return EEXIST;
 	struct store_msg old;
 	if (store_msg_lookup(s, folder_id, name, &old) == 0)
 		return EEXIST;
@@ -566,10 +577,8 @@ change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_i
 	if (r != 0)
 		return r > 0 ? ENOENT : EIO;
 	struct store_folder nf;
-	if (store_folder_get(s, new_folder_id, &nf) != 0)
-		return ENOENT;
-	if (nf.kind != STORE_FOLDER_MAILBOX)
-		return EPERM;
+	if ((r = mailbox_of(s, new_folder_id, &nf)) != 0)
+		return r;
 	struct store_folder sub;
 	if (store_folder_lookup(s, new_folder_id, new_name, &sub) == 0)
 		return EISDIR;

@@ -185,58 +185,5 @@ void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 /* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
 void refresh_status(struct mfs *m);
 
-/* fs/fs.c */
-struct account *account_of(struct mfs *m, int64_t account_id);
-
-/* fs/lookup.c: attributes, lookup, listings */
-/* A message's attributes; a scratch row's size is its file's. */
-void msg_attr(struct mfs *m, struct store *s, const struct store_msg *msg, struct stat *st);
-/* Attribute timeout for a message row: rows not on the server change under the kernel. */
-double msg_attr_timeout(const struct store_msg *msg);
-void status_attr(struct mfs *m, struct stat *st);
-/* Attributes of any inode: 0, or an errno; *timeout_r (may be NULL) for the kernel. */
-int ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st, double *timeout_r);
-void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
-void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void mfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi);
-void mfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		     struct fuse_file_info *fi);
-
-/* fs/read.c */
-void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void mfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
-
-/* fs/xattr.c */
-void mfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
-void mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
-void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		  size_t size, int flags);
-
-/* fs/write.c: files in folders; fs/folder.c: mkdir, rmdir */
-struct change_acct;
-bool change_acct_of(struct mfs *m, struct store *s, int64_t fid, struct change_acct *ca,
-		    struct account **a_r);
-void changed(struct account *a);
-void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		struct fuse_file_info *fi);
-void mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
-void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	       struct fuse_file_info *fi);
-void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		 struct fuse_file_info *fi);
-void mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		const char *newname, unsigned int flags);
-void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
-void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
-
-/* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
-void refresh_status(struct mfs *m);
-
 
 #endif

@@ -216,6 +216,26 @@ mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t of
 
 /* ---- the commit points ---- */
 
+/* Commit a file written since its last commit and answer with the result; sync: wait for
+ * the disk, and when there is nothing to commit make what was committed durable. */
+static void
+commit_reply(struct mfs *m, fuse_req_t req, fuse_ino_t ino, bool sync)
+{
+	int64_t id;
+	if (store_ino_kind(ino, &id) != 2)
+		return (void)fuse_reply_err(req, 0);
+	struct store *s = thread_store(m);
+	if (s == NULL)
+		return (void)fuse_reply_err(req, EIO);
+	bool committed;
+	int e = commit_if_dirty(m, s, id, sync, &committed);
+	if (sync && e == 0 && !committed && store_sync(s) < 0)
+		e = EIO;
+	fuse_reply_err(req, e);
+	if (committed)
+		tell_committed(m, id);
+}
+
 void
 mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -226,17 +246,7 @@ mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, ENOSYS);
 	if (obx_flush(m, req, ino, fi))
 		return;
-	int64_t id;
-	if (store_ino_kind(ino, &id) != 2)
-		return (void)fuse_reply_err(req, 0);
-	struct store *s = thread_store(m);
-	if (s == NULL)
-		return (void)fuse_reply_err(req, EIO);
-	bool committed;
-	int e = commit_if_dirty(m, s, id, false, &committed);
-	fuse_reply_err(req, e);
-	if (committed)
-		tell_committed(m, id);
+	commit_reply(m, req, ino, false);
 }
 
 void
@@ -245,22 +255,9 @@ mfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *f
 	(void)datasync;
 	(void)fi;
 	struct mfs *m = fuse_req_userdata(req);
-	int64_t id;
-	if (m->readonly || store_ino_kind(ino, &id) != 2)
+	if (m->readonly)
 		return (void)fuse_reply_err(req, 0);
-	struct store *s = thread_store(m);
-	if (s == NULL)
-		return (void)fuse_reply_err(req, EIO);
-	bool committed;
-	int e = commit_if_dirty(m, s, id, true, &committed);
-	if (e == 0 && !committed) {
-		/* Already committed (or a scratch file): make it, and all before, durable. */
-		if (store_sync(s) < 0)
-			e = EIO;
-	}
-	fuse_reply_err(req, e);
-	if (committed)
-		tell_committed(m, id);
+	commit_reply(m, req, ino, true);
 }
 
 void
