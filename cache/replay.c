@@ -162,6 +162,49 @@ append_flags(const char *in, char *out, size_t outlen)
 	}
 }
 
+/* Folder f is not on the server under its name: if another client renamed it, the
+ * mailbox with its UIDVALIDITY is it (servers keep UIDVALIDITY across RENAME). Its row
+ * takes the new server name, so this change and the later ones follow it (the next
+ * listing puts the folder where the server has it). 1 found, 0 not, -1 connection lost. */
+static int
+follow_rename(struct run *u, struct store_folder *f)
+{
+	if (f->uidvalidity == 0)
+		return 0;
+	struct imap_mbox *list = NULL;
+	size_t n = 0;
+	enum imap_err e = imap_list(u->r->c, &list, &n);
+	if (e != IMAP_OK)
+		return conn_lost(e) ? -1 : 0;
+	int found = 0;
+	for (size_t i = 0; i < n && found == 0; i++) {
+		if ((list[i].flags & IMAP_MBOX_NOSELECT) || strcmp(list[i].raw, f->server_name) == 0)
+			continue;
+		struct imap_status_info st;
+		e = imap_status(u->r->c, list[i].raw, &st);
+		if (e != IMAP_OK) {
+			if (conn_lost(e))
+				found = -1;
+			continue;
+		}
+		if (st.uidvalidity != f->uidvalidity)
+			continue;
+		char from[1030], to[1030];
+		char delim = f->delim ? f->delim : '/';
+		snprintf(from, sizeof(from), "%s%c", f->server_name, delim);
+		snprintf(to, sizeof(to), "%s%c", list[i].raw, delim);
+		snprintf(u->r->note, sizeof(u->r->note), "folder %s was renamed to %s on the "
+			 "server: changes follow it", f->server_name, list[i].raw);
+		log_info("account %s: %s", u->r->acct->name, u->r->note);
+		snprintf(f->server_name, sizeof(f->server_name), "%s", list[i].raw);
+		if (store_folder_save(u->r->store, f) == 0 &&
+		    store_folder_rename_prefix(u->r->store, u->r->account_id, from, to) == 0)
+			found = 1;
+	}
+	imap_mbox_list_free(&list, n);
+	return found;
+}
+
 /* A row whose folder is gone from the server goes to INBOX. */
 static int
 to_inbox(struct run *u, struct store_msg *m, const struct store_folder *from)
@@ -255,6 +298,16 @@ adopt(struct run *u, const struct journal_entry *e, int64_t msg_id,
 	return STEP_DONE;
 }
 
+/* The target folder of m is not on the server: renamed (follow it) or deleted (INBOX). */
+static enum step
+gone_folder(struct run *u, struct store_msg *m, struct store_folder *f)
+{
+	int fr = follow_rename(u, f);
+	if (fr != 0)
+		return fr < 0 ? STEP_LOST : STEP_RETRY;
+	return to_inbox(u, m, f) == 0 ? STEP_RETRY : STEP_KEEP;
+}
+
 static int
 mark_sent(struct run *u, struct journal_entry *e, uint32_t uidnext)
 {
@@ -290,7 +343,7 @@ do_append(struct run *u, struct journal_entry *e)
 		if (r < 0)
 			return STEP_LOST;
 		if (r > 0 && said(u, "NONEXISTENT"))
-			return to_inbox(u, &m, &f) == 0 ? STEP_RETRY : STEP_KEEP;
+			return gone_folder(u, &m, &f);
 		if (mark_sent(u, e, next) < 0)
 			return STEP_KEEP;
 		char flags[600];
@@ -301,7 +354,7 @@ do_append(struct run *u, struct journal_entry *e)
 						  m.size, body_read, &src, &got);
 		if (ie != IMAP_OK) {
 			if (!conn_lost(ie) && said(u, "TRYCREATE"))
-				return to_inbox(u, &m, &f) == 0 ? STEP_RETRY : STEP_KEEP;
+				return gone_folder(u, &m, &f);
 			return refused(u, ie, m.name);
 		}
 		uid = got;
@@ -332,11 +385,17 @@ do_expunge(struct run *u, struct journal_entry *e)
 {
 	struct store_folder f;
 	const char *name = e->server_name;
+	memset(&f, 0, sizeof(f));
 	if (store_folder_get(u->r->store, e->folder_id, &f) == 0)
 		name = f.server_name;
 	if (name[0] == '\0')
 		return STEP_DONE;
 	enum imap_err ie = select_rw(u, name);
+	if (ie != IMAP_OK && !conn_lost(ie) && name == f.server_name) {
+		int fr = follow_rename(u, &f);
+		if (fr != 0)
+			return fr < 0 ? STEP_LOST : STEP_RETRY;
+	}
 	if (ie != IMAP_OK)
 		return conn_lost(ie) ? STEP_LOST : STEP_DONE; /* the folder is gone: so is it */
 	ie = cmd(u, "UID STORE %u +FLAGS.SILENT (\\Deleted)", e->uid);
@@ -372,13 +431,14 @@ do_move(struct run *u, struct journal_entry *e)
 		if (r < 0)
 			return STEP_LOST;
 		if (r > 0 && said(u, "NONEXISTENT"))
-			return to_inbox(u, &m, &dst) == 0 ? STEP_RETRY : STEP_KEEP;
+			return gone_folder(u, &m, &dst);
 		if (mark_sent(u, e, next) < 0)
 			return STEP_KEEP;
 		char q[1100];
 		if (imap_quote(dst.server_name, q, sizeof(q)) == NULL)
 			return STEP_KEEP;
 		enum imap_err ie = select_rw(u, src_name);
+		bool src_failed = ie != IMAP_OK; /* the source may have been renamed */
 		if (ie == IMAP_OK) {
 			(void)imap_copyuid(u->r->c, true);
 			if (imap_has_cap(u->r->c, "MOVE")) {
@@ -395,7 +455,12 @@ do_move(struct run *u, struct journal_entry *e)
 		if (ie != IMAP_OK && conn_lost(ie))
 			return STEP_LOST;
 		if (ie != IMAP_OK && said(u, "TRYCREATE"))
-			return to_inbox(u, &m, &dst) == 0 ? STEP_RETRY : STEP_KEEP;
+			return gone_folder(u, &m, &dst);
+		if (ie != IMAP_OK && src_failed && store_folder_get(s, m.orig_folder, &src) == 0) {
+			int fr = follow_rename(u, &src);
+			if (fr != 0)
+				return fr < 0 ? STEP_LOST : STEP_RETRY;
+		}
 		if (uid == 0 && ie == IMAP_OK &&
 		    (uid = find_made(u, dst.server_name, e->uidnext, &m)) < 0)
 			return STEP_LOST;
@@ -444,6 +509,11 @@ do_flags(struct run *u, struct journal_entry *e)
 	if (m.state != STORE_MSG_SERVER || store_folder_get(u->r->store, m.folder_id, &f) != 0)
 		return STEP_DONE; /* an APPEND carries the flags */
 	enum imap_err ie = select_rw(u, f.server_name);
+	if (ie != IMAP_OK && !conn_lost(ie)) {
+		int fr = follow_rename(u, &f);
+		if (fr != 0)
+			return fr < 0 ? STEP_LOST : STEP_RETRY;
+	}
 	if (ie == IMAP_OK) {
 		char flags[600];
 		append_flags(m.flags, flags, sizeof(flags));
@@ -538,12 +608,16 @@ replay_run(struct replay_ctx *r)
 	struct journal_entry e;
 	int64_t after = 0;
 	bool left = false;
+	unsigned retries = 0;
 	while (journal_next(r->store, r->account_id, after, &e) == 0) {
 		enum step st = replay_one(&u, &e);
 		if (st == STEP_LOST)
 			return -1;
+		if (st == STEP_RETRY && ++retries <= 3)
+			continue; /* the same entry again, now that its row or folder moved */
 		if (st == STEP_RETRY)
-			continue; /* the same entry again, now that its row moved */
+			st = STEP_KEEP;
+		retries = 0;
 		if (st == STEP_KEEP) {
 			e.attempts++;
 			snprintf(e.error, sizeof(e.error), "%s", r->error);
