@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plain TCP relay in front of Dovecot's plaintext (STARTTLS/STLS) listeners.
 
-Usage: relay.py PIDFILE LISTEN_PORT:TARGET_PORT [LISTEN_PORT:TARGET_PORT ...]
+Usage: relay.py [--delay-ms N] PIDFILE LISTEN_PORT:TARGET_PORT [LISTEN_PORT:TARGET_PORT ...]
 
 Why it exists: Dovecot 2.3 treats a connection whose remote IP equals its local IP
 as "secured" (login-common: secured = ssl || trusted || remote_ip == local_ip), so
@@ -16,6 +16,9 @@ until STARTTLS.
 
 Bytes are copied unchanged in both directions (TLS after STARTTLS passes through).
 The relay writes PIDFILE once every listener is bound, and exits on SIGTERM.
+--delay-ms N holds every chunk N ms before passing it on (each direction), a slow link:
+end-to-end tests use it to stretch work over the connection so that they can interrupt it
+at chosen points.
 """
 import itertools
 import os
@@ -23,11 +26,13 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 BUF = 256 * 1024
 _sources = itertools.cycle(f"127.0.0.{i}" for i in range(2, 255))
 _lock = threading.Lock()
 _bind_ok = True
+_delay = 0.0
 
 
 def log(msg):
@@ -57,6 +62,8 @@ def pump(src, dst):
             data = src.recv(BUF)
             if not data:
                 break
+            if _delay:
+                time.sleep(_delay)
             dst.sendall(data)
     except OSError:
         pass
@@ -95,11 +102,16 @@ def serve(listener, port):
 
 
 def main():
-    if len(sys.argv) < 3:
+    global _delay
+    args = sys.argv[1:]
+    if len(args) >= 2 and args[0] == "--delay-ms":
+        _delay = int(args[1]) / 1000.0
+        args = args[2:]
+    if len(args) < 2:
         sys.exit(__doc__)
-    pidfile = sys.argv[1]
+    pidfile = args[0]
     listeners = []
-    for spec in sys.argv[2:]:
+    for spec in args[1:]:
         lport, tport = (int(x) for x in spec.split(":"))
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -113,7 +125,7 @@ def main():
     with open(tmp, "w") as f:
         f.write(f"{os.getpid()}\n")
     os.rename(tmp, pidfile)
-    log("listening on " + ", ".join(sys.argv[2:]))
+    log("listening on " + ", ".join(args[1:]))
     for ls, tport in listeners[1:]:
         threading.Thread(target=serve, args=(ls, tport), daemon=True).start()
     serve(*listeners[0])
