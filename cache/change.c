@@ -703,7 +703,10 @@ change_set_flags(struct store *s, const struct change_acct *a, int64_t msg_id,
 	snprintf(m.flags, sizeof(m.flags), "%s", norm);
 	if (store_msg_save(s, &m) < 0)
 		return fail(s, EIO);
-	if ((m.state == STORE_MSG_SERVER || m.state == STORE_MSG_MOVING) &&
+	/* A PENDING message's APPEND carries its flags, but it may be on its way already with
+	 * the old ones: the entry (after the APPEND's) stores them once it has a UID. */
+	if ((m.state == STORE_MSG_SERVER || m.state == STORE_MSG_MOVING ||
+	     m.state == STORE_MSG_PENDING) &&
 	    journal_add(s, a->account_id, JOURNAL_FLAGS, m.id, 0, "", 0) < 0)
 		return fail(s, EIO);
 	return commit(s);

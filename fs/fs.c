@@ -122,6 +122,10 @@ mfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* Sizes never change under a name: no writeback cache marking them stale. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* open(O_TRUNC) must reach us as a SETATTR of size 0: with atomic O_TRUNC the kernel
+	 * leaves the truncation to OPEN, which is answered ENOSYS, and the old bytes past
+	 * the new end would stay (`cp new.eml over.eml`). */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	m->ready = true;

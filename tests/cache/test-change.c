@@ -344,6 +344,18 @@ test_flags(void **state)
 	char want[64];
 	snprintf(want, sizeof(want), "FLAGS:%lld:0:0", (long long)id);
 	journal_is(fx, want);
+
+	/* Flags set on a message whose APPEND is queued (maybe in flight with the old flags):
+	 * a FLAGS entry follows the APPEND, so the server gets them once it has the UID. */
+	clear_journal(fx);
+	int64_t p = write_file(fx, fx->inbox, "p.eml", "Subject: p\n\nx\n");
+	OK(change_commit(fx->s, &fx->a, p, false));
+	OK(change_set_flags(fx->s, &fx->a, p, "\\Flagged"));
+	OK(store_msg_get(fx->s, p, &m));
+	assert_string_equal(m.flags, "\\Flagged");
+	char want2[128];
+	snprintf(want2, sizeof(want2), "APPEND:%lld:0:0 FLAGS:%lld:0:0", (long long)p, (long long)p);
+	journal_is(fx, want2);
 }
 
 static void

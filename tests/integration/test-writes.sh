@@ -32,7 +32,7 @@ msg() { # run, subject [body]
 	printf 'From: w@example.test\nTo: alice@example.test\nSubject: %s\nMessage-ID: <%s.%s.%s@writes.test>\nX-Run: %s%s\nDate: Tue, 03 Nov 2026 10:00:00 +0000\n\n%s\n' \
 		"$2" "$2" "$1" "$tag" "$tag" "$1" "${3:-original text of $2}"
 }
-crlf() { sed 's/$/\r/' "$1"; }
+crlf() { python3 -c 'import re, sys; sys.stdout.buffer.write(re.sub(rb"(?<!\r)\n", b"\r\n", open(sys.argv[1], "rb").read()))' "$1"; }
 
 # --- server state before a run: folders and messages made by another client -----------------
 seed_run() { # run
@@ -57,6 +57,24 @@ seed_run() { # run
 		touch -d "2018-0$i-0$i 0$i:00:00 UTC" "$work/backup-lf-$1/lf-$i.eml"
 	done
 	printf 'no header block here\n\njust text\n' >"$work/junk-$1.eml"
+	# Combinations: changes to messages not on the server yet, several changes to one.
+	dova mailbox create -u alice "${p}Mix"
+	dova mailbox create -u alice "${p}Mix2"
+	for s in mix-twice mix-sedmv mix-over mix-mvover-a mix-mvover-b mix-append mix-touch mix-totrash; do
+		msg "$1" "$s" | dova save -u alice -m "${p}Mix"
+	done
+	for s in pend-edit pend-mv pend-rm pend-flag pend-tree; do msg "$1" "mix-$s" >"$work/$s-$1.eml"; done
+	msg "$1" mix-over "replaced by cp" >"$work/over-$1.eml"
+	printf 'From: w@example.test\r\nSubject: mix-crlf\r\nMessage-ID: <mix-crlf.%s.%s@writes.test>\r\nX-Run: %s%s\r\n\r\ncrlf already\r\n' \
+		"$1" "$tag" "$tag" "$1" >"$work/crlf-$1.eml"
+	printf 'From: w@example.test\nSubject: mix-noeol\nMessage-ID: <mix-noeol.%s.%s@writes.test>\nX-Run: %s%s\n\nno final line end' \
+		"$1" "$tag" "$tag" "$1" >"$work/noeol-$1.eml"
+	{
+		msg "$1" mix-big $'8-bit: gr\xc3\xbc\xc3\x9fe, and an attachment'
+		head -c 2000000 /dev/urandom | base64 -w 76
+	} >"$work/big-$1.eml"
+	mkdir -p "$work/dir-$1"
+	for i in 1 2; do msg "$1" "mix-copied-$i" >"$work/dir-$1/copied-$i.eml"; done
 }
 
 in_mount() { ls "$M/$1"/*_"$2".eml 2>/dev/null | head -1 || true; } # folder, subject: its file
@@ -117,6 +135,89 @@ run_changes() { # run
 	fi
 }
 
+run_mix() { # run
+	local r=$1 p=W$tag$1 f x err
+	x=$M/${p}Mix
+	cp "$work/pend-edit-$r.eml" "$x/" && sed -i 's/original text/edited pending/' "$x/pend-edit-$r.eml" ||
+		bad "$r: cp then sed -i failed"
+	cp "$work/pend-mv-$r.eml" "$x/" && mv "$x/pend-mv-$r.eml" "$M/${p}Mix2/" || bad "$r: cp then mv failed"
+	cp "$work/pend-rm-$r.eml" "$x/" && rm "$x/pend-rm-$r.eml" || bad "$r: cp then rm failed"
+	cp "$work/pend-flag-$r.eml" "$x/" && setfattr -n user.mail.flags -v '\Flagged $Label1' "$x/pend-flag-$r.eml" ||
+		bad "$r: cp then setfattr failed"
+	f=$(in_mount "${p}Mix" mix-twice)
+	sed -i 's/original text/first edit/' "$f" && sed -i 's/first edit/second edit/' "$f" || bad "$r: sed -i twice failed"
+	f=$(in_mount "${p}Mix" mix-sedmv)
+	sed -i 's/original text/edited then moved/' "$f" && mv "$f" "$M/${p}Mix2/" || bad "$r: sed -i then mv failed"
+	cp "$work/over-$r.eml" "$(in_mount "${p}Mix" mix-over)" || bad "$r: cp over a message failed"
+	getfattr --only-values -n user.mail.uid "$(in_mount "${p}Mix" mix-mvover-a)" >"$work/$r.mvover-uid" 2>/dev/null || true
+	mv "$(in_mount "${p}Mix" mix-mvover-a)" "$(in_mount "${p}Mix" mix-mvover-b)" || bad "$r: mv over a message failed"
+	echo "one more line" >>"$(in_mount "${p}Mix" mix-append)" || bad "$r: >> failed"
+	f=$(in_mount "${p}Mix" mix-touch)
+	getfattr --only-values -n user.mail.uid "$f" >"$work/$r.touch-uid" 2>/dev/null || true
+	touch -d '2020-01-01 00:00:00 UTC' "$f" && chmod 600 "$f" || bad "$r: touch -d, chmod failed"
+	mv "$(in_mount "${p}Mix" mix-totrash)" "$M/Trash/" || bad "$r: mv into Trash failed"
+	if err=$(rmdir "$M/${p}Mix2" 2>&1); then bad "$r: rmdir of a folder with messages succeeded"; else
+		case "$err" in *"not empty"*) ok "$r: rmdir of a folder with messages: ENOTEMPTY" ;; *) bad "$r: rmdir said: $err" ;; esac
+	fi
+	mkdir -p "$M/${p}Tree/sub" && cp "$work/pend-tree-$r.eml" "$M/${p}Tree/sub/" &&
+		mv "$M/${p}Tree" "$M/${p}Tree2" || bad "$r: mkdir -p, cp, mv of a folder tree failed"
+	cp "$work/crlf-$r.eml" "$work/noeol-$r.eml" "$work/big-$r.eml" "$x/" || bad "$r: cp of CRLF, no-EOL, big failed"
+	cp -r "$work/dir-$r" "$M/${p}Copied" || bad "$r: cp -r failed"
+}
+
+verify_mix() { # run
+	local r=$1 p=W$tag$1 u n
+	srv "${p}Mix"
+	# pend-edit, pend-flag, twice, over, mvover-a (b replaced), append, touch, crlf, noeol, big
+	n=$(wc -l <"$work/srv")
+	if [ "$n" = 10 ]; then ok "$r: Mix holds 10 messages"; else bad "$r: Mix holds $n: $(cut -f5 "$work/srv" | xargs)"; fi
+	if u=$(one_with "${p}Mix" mix-pend-edit) && body "${p}Mix" "$u" | grep -q 'edited pending'; then
+		ok "$r: cp then sed -i: one message, the edited one"
+	else bad "$r: cp then sed -i: UIDs '$(subject_uids mix-pend-edit | xargs)'"; fi
+	[ -z "$(subject_uids mix-pend-mv)" ] || bad "$r: cp then mv: still in Mix"
+	[ -z "$(subject_uids mix-pend-rm)" ] || bad "$r: cp then rm: still in Mix"
+	if one_with "${p}Mix" mix-pend-flag >/dev/null && [ "$(subject_field mix-pend-flag 4)" = '$Label1 \Flagged' ]; then
+		ok "$r: cp then setfattr: appended with the flags"
+	else bad "$r: cp then setfattr: flags '$(subject_field mix-pend-flag 4)'"; fi
+	if u=$(one_with "${p}Mix" mix-twice) && body "${p}Mix" "$u" | grep -q 'second edit'; then
+		ok "$r: sed -i twice: one message, the last content"
+	else bad "$r: sed -i twice: UIDs '$(subject_uids mix-twice | xargs)'"; fi
+	if u=$(one_with "${p}Mix" mix-over) && same_bytes "${p}Mix" "$u" <(crlf "$work/over-$r.eml"); then
+		ok "$r: cp over a message (O_TRUNC): one message, the new bytes"
+	else bad "$r: cp over: UIDs '$(subject_uids mix-over | xargs)': $(diff <(body "${p}Mix" "${u:-0}") <(crlf "$work/over-$r.eml") | tr -d '\r' | xargs)"; fi
+	if [ -z "$(subject_uids mix-mvover-b)" ] && [ "$(subject_uids mix-mvover-a)" = "$(cat "$work/$r.mvover-uid")" ]; then
+		ok "$r: mv over a message in its folder: the target's message removed, the moved one kept"
+	else bad "$r: mv over: a '$(subject_uids mix-mvover-a | xargs)' (was $(cat "$work/$r.mvover-uid")), b '$(subject_uids mix-mvover-b | xargs)'"; fi
+	if u=$(one_with "${p}Mix" mix-append) && body "${p}Mix" "$u" | tr -d '\r' | tail -1 | grep -qx 'one more line'; then
+		ok "$r: >> to a message: one message with the line added"
+	else bad "$r: >>: UIDs '$(subject_uids mix-append | xargs)'"; fi
+	if [ "$(subject_uids mix-touch)" = "$(cat "$work/$r.touch-uid")" ]; then ok "$r: touch -d, chmod: accepted, server unchanged"
+	else bad "$r: touch: UIDs '$(subject_uids mix-touch | xargs)', was $(cat "$work/$r.touch-uid")"; fi
+	for s in crlf noeol big; do
+		if u=$(one_with "${p}Mix" "mix-$s") && same_bytes "${p}Mix" "$u" <(crlf "$work/$s-$r.eml"); then
+			ok "$r: cp of a $s message: bytes exact"
+		else bad "$r: cp of a $s message: UIDs '$(subject_uids "mix-$s" | xargs)', $(cmp <(body "${p}Mix" "${u:-0}") <(crlf "$work/$s-$r.eml") 2>&1)"; fi
+	done
+	srv "${p}Mix2"
+	if [ "$(cut -f5 "$work/srv" | sort | xargs)" = "mix-pend-mv mix-sedmv" ] &&
+		body "${p}Mix2" "$(subject_uids mix-sedmv)" | grep -q 'edited then moved'; then
+		ok "$r: cp then mv, sed -i then mv: in the target once, with the new content"
+	else bad "$r: Mix2 holds $(cut -f5 "$work/srv" | xargs)"; fi
+	if [ "$(imap_state alice count-mid '*' "<mix-totrash.$r.$tag@")" = "1 <mix-totrash.$r.$tag@writes.test>" ] &&
+		[ "$(imap_state alice count-mid Trash "<mix-totrash.$r.$tag@")" = "1 <mix-totrash.$r.$tag@writes.test>" ]; then
+		ok "$r: mv into Trash: there once"
+	else bad "$r: mv into Trash: $(imap_state alice count-mid '*' "<mix-totrash.$r.$tag@")"; fi
+	if [ -z "$(imap_state alice count-mid '*' "<mix-pend-rm.$r.$tag@" | grep -v '^1 ')" ]; then :; else
+		bad "$r: cp then rm: more than one copy"
+	fi
+	srv "${p}Tree2/sub"
+	if [ "$(cut -f5 "$work/srv")" = mix-pend-tree ]; then ok "$r: mkdir -p, cp, mv of a folder tree: the sub-folder and its message follow"
+	else bad "$r: Tree2/sub holds $(cut -f5 "$work/srv" | xargs)"; fi
+	srv "${p}Copied"
+	if [ "$(cut -f5 "$work/srv" | sort | xargs)" = "mix-copied-1 mix-copied-2" ]; then ok "$r: cp -r of a directory: a folder and its messages"
+	else bad "$r: Copied holds $(cut -f5 "$work/srv" | xargs)"; fi
+}
+
 # --- the server after a run ------------------------------------------------------------------
 # srv FOLDER: its messages (imap-state.py msgs) into $work/srv; subject_uids SUBJECT: UIDs.
 srv() { imap_state alice msgs "$1" >"$work/srv" 2>"$work/srv.err" || { cat "$work/srv.err" >&2; : >"$work/srv"; }; }
@@ -135,7 +236,8 @@ one_with() { # folder, subject: the one UID, or fail
 verify_run() { # run
 	local r=$1 p=W$tag$1 u n want t ok_dates
 	imap_state alice folders "$p*" >"$work/$r.folders"
-	want=$(printf '%s\n' "${p}Box" "${p}New" "${p}Other" "${p}Renamed" "${p}Restore" "${p}RestoreLF" | sort)
+	want=$(printf '%s\n' "${p}Box" "${p}New" "${p}Other" "${p}Renamed" "${p}Restore" "${p}RestoreLF" \
+		"${p}Mix" "${p}Mix2" "${p}Tree2" "${p}Tree2/sub" "${p}Copied" | sort)
 	if [ "$(cat "$work/$r.folders")" = "$want" ]; then
 		ok "$r: folders: mkdir, rmdir, mv of a folder, rsync's mkdir = CREATE, DELETE, RENAME"
 	else
@@ -227,6 +329,7 @@ verify_run() { # run
 	else
 		bad "$r: RestoreLF holds $(cut -f3,5 "$work/srv" | xargs)"
 	fi
+	verify_mix "$r"
 	imap_state alice dump "$p" X-Run "$tag$r" >"$work/$r.dump"
 }
 
@@ -244,17 +347,21 @@ ca_file = $CA
 poll = 5s
 EOF
 relay_start || { bad "relay did not start"; exit 1; }
-seen() { [ "$(ls "$M/W${tag}${1}Box" 2>/dev/null | wc -l)" = 7 ] && [ -n "$(ls "$M/W${tag}${1}Old" 2>/dev/null)" ]; }
+seen() {
+	[ "$(ls "$M/W${tag}${1}Box" 2>/dev/null | wc -l)" = 7 ] && [ -n "$(ls "$M/W${tag}${1}Old" 2>/dev/null)" ] &&
+		[ "$(ls "$M/W${tag}${1}Mix" 2>/dev/null | wc -l)" = 8 ] && [ -d "$M/W${tag}${1}Mix2" ]
+}
 if mount_start "$work/config" && wait_for 60 seen a && wait_for 30 seen b && [ -d "$M/W${tag}kKill" ]; then
 	ok "mounted, first sync done"
 else
 	bad "mount or first sync failed: $(tail -5 "$work/daemon.log")"
 	exit 1
 fi
-cat "$M"/W"$tag"?Box/*.eml "$M"/W"$tag"?Old/*.eml >/dev/null # bodies in the cache
+cat "$M"/W"$tag"?Box/*.eml "$M"/W"$tag"?Old/*.eml "$M"/W"$tag"?Mix/*.eml >/dev/null # bodies in the cache
 
 # --- 1. online --------------------------------------------------------------------------------------
 run_changes a
+run_mix a
 if wait_drained alice 60; then ok "a: online: the journal drained"; else
 	bad "a: journal not drained: $(status_get alice journal) $(status_get alice journal_error)"
 fi
@@ -264,6 +371,7 @@ verify_run a
 relay_stop
 wait_for 30 status_is alice state offline || bad "b: the account did not go offline"
 run_changes b
+run_mix b
 sleep 1.1
 if status_is alice journal 0; then bad "b: nothing queued while offline"; else ok "b: offline: $(status_get alice journal) changes queued"; fi
 relay_start || bad "relay did not start again"
