@@ -544,6 +544,10 @@ do_create(struct run *u, struct journal_entry *e)
 	enum step st = folder_cmd(u, "CREATE", f.server_name, NULL, "ALREADYEXISTS");
 	if (st != STEP_DONE)
 		return st;
+	/* Read the row again: it may have been renamed through the mount while CREATE was on
+	 * its way (mkdir -p a/b && mv a c), and saving the old copy would undo that. */
+	if (store_folder_get(u->r->store, e->folder_id, &f) != 0)
+		return STEP_DONE;
 	f.local = false;
 	return store_folder_save(u->r->store, &f) < 0 ? STEP_KEEP : STEP_DONE;
 }
@@ -569,6 +573,11 @@ do_rename(struct run *u, struct journal_entry *e)
 	snprintf(to, sizeof(to), "%s%c", next, delim);
 	if (store_begin(s) < 0)
 		return STEP_KEEP;
+	/* Again from the row: a rename through the mount meanwhile queued its own entry. */
+	if (store_folder_get(s, e->folder_id, &f) != 0) {
+		store_rollback(s);
+		return STEP_DONE;
+	}
 	snprintf(f.server_name, sizeof(f.server_name), "%s", next);
 	if (store_folder_save(s, &f) < 0 ||
 	    store_folder_rename_prefix(s, u->r->account_id, from, to) < 0 ||

@@ -74,6 +74,7 @@ struct account {
 	struct sync *sync;
 	struct sender *sender;         /* NULL without an smtp URL */
 	_Atomic uint64_t served_bytes; /* message bytes returned by read() */
+	char write_note[600];          /* the last file refused at its close; mfs.status_mu */
 };
 
 struct mfs {
@@ -97,6 +98,12 @@ struct mfs {
 
 	pthread_mutex_t writers_mu; /* protects the list of files being written */
 	struct writer *writers;
+	struct writer *live;        /* every writer not freed yet (writers_mu) */
+	/* Closes are seen by fs/closewatch.c: FLUSH is answered ENOSYS (never sent again). */
+	_Atomic bool noflush;
+	_Atomic bool open_refused;      /* OPEN was answered ENOSYS: no RELEASE comes any more */
+	_Atomic unsigned folders_gen;   /* bumped when folders may have appeared */
+	struct closewatch *cw;
 };
 
 /* The calling thread's store / outbox handles (each thread owns its SQLite connections). */
@@ -181,6 +188,30 @@ void mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t 
 		const char *newname, unsigned int flags);
 void mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+/* The last close of message row id was seen (fs/closewatch.c): commit it if it was written;
+ * a refusal is logged and shown in .status (write_note). */
+void write_closed(struct mfs *m, struct store *s, int64_t id);
+/* Up to max rows written and not committed whose last write is idle_ms old or more. */
+struct write_idle {
+	int64_t id;
+	int64_t when_ms; /* the last write (monotonic) */
+};
+size_t write_idle(int64_t idle_ms, struct write_idle *out, size_t max);
+/* Set the account's write_note line of .status. */
+void write_note(struct mfs *m, struct account *a, const char *note);
+
+/* fs/outbox.c: the last close of outbox/NAME of account acc was seen (fs/closewatch.c):
+ * what the close would have done (queued, or in failed/ with the reason). */
+void obx_closed(struct mfs *m, size_t acc, const char *name);
+/* fs/outbox.c: events were lost at before_ms (monotonic): files written before then and
+ * idle for a second are taken as closed. */
+void obx_idle(struct mfs *m, int64_t before_ms);
+
+/* fs/closewatch.c: closes of files written through the mount, seen with inotify on the
+ * mount's own directories once it is up; then FLUSH is no longer needed (mfs.noflush).
+ * start: a thread that waits for mfs.ready; mountpoint: absolute. */
+int closewatch_start(struct mfs *m, const char *mountpoint);
+bool closewatch_stop(struct mfs *m, int wait_ms);
 
 /* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
 void refresh_status(struct mfs *m);

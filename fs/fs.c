@@ -2,11 +2,10 @@
  *
  * Round trips decide how fast the mount feels, so: open and opendir answer ENOSYS once
  * (the kernel then never asks again and keeps page and directory caches), FLUSH is answered
- * at once except for outbox files (and with ENOSYS, for good, on a read-only mount: the
- * default when no account has an outbox), entries and
- * attributes live for a day, extended attributes outside
- * user.mail.* answer EOPNOTSUPP (coreutils then stops asking), and directory listings are
- * READDIRPLUS pages read with one index seek each.
+ * ENOSYS for good once fs/closewatch.c sees closes (and at once on a read-only mount),
+ * entries and attributes live for a day, extended attributes outside user.mail.* answer
+ * EOPNOTSUPP (coreutils then stops asking), and directory listings are READDIRPLUS pages
+ * read with one index seek each.
  *
  * It does not talk to servers: the sync engine (cache/sync) does, and tells us through
  * hooks what changed, which we pass on to the kernel with the notify calls.
@@ -163,6 +162,7 @@ static void
 hook_folder_changed(void *ctx, int64_t folder_id)
 {
 	struct mfs *m = ctx;
+	m->folders_gen++; /* a sub-folder may have come: fs/closewatch.c watches it */
 	if (m->se != NULL && m->ready)
 		fuse_lowlevel_notify_inval_inode(m->se, store_ino_folder(folder_id), 0, 0);
 }
@@ -393,6 +393,8 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 				log_error("%s", err);
 		}
 	}
+	/* Closes are seen through inotify once the loop answers lookups (fs/closewatch.c). */
+	(void)closewatch_start(&m, fo.mountpoint);
 	int r;
 	if (fo.singlethread) {
 		r = fuse_session_loop(m.se);
@@ -407,7 +409,10 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 		fuse_loop_cfg_destroy(lc);
 	}
 	ret = r == 0 ? 0 : 1;
-out:
+out:;
+	/* It may be inside a lookup that the stopped loop will not answer: the unmount ends
+	 * that, so wait for it briefly here and for good after the unmount. */
+	bool cw_stopped = closewatch_stop(&m, 1000);
 	for (size_t i = 0; i < m.nacc; i++) {
 		sync_stop(&m.acc[i].sync);
 		sender_stop(&m.acc[i].sender);
@@ -417,6 +422,8 @@ out:
 		m.se = NULL;
 		if (mounted)
 			fuse_session_unmount(se);
+		if (!cw_stopped)
+			closewatch_stop(&m, 0);
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}

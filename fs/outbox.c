@@ -3,9 +3,10 @@
  *   create NAME      a queue row in state WRITING and a scratch file (O_TMPFILE in the cache
  *                    directory: it vanishes with the process, whatever happens);
  *   write            into the scratch file;
- *   close (FLUSH)    the content is checked and copied into the queue, synced to disk, before
- *                    close() returns: 0 = queued; EINVAL = not a message, now in failed/
- *                    with NAME.error; EIO = could not be stored (nothing was promised);
+ *   last close       seen by fs/closewatch.c (FLUSH until its watches are in place, and
+ *                    without inotify): the content is checked and copied into the queue,
+ *                    synced to disk: queued, or not a message and now in failed/ with
+ *                    NAME.error; if it could not be stored it is kept and tried again;
  *   rm NAME          a queued message is cancelled (EBUSY while it is being sent);
  *   touch NAME       retry now (a waiting message's next try is moved to now);
  *   failed/NAME, failed/NAME.error   what was refused and why; rm removes them.
@@ -18,7 +19,10 @@
  *
  * The mount answers OPEN with ENOSYS (no OPEN/RELEASE round trips for readers), so only
  * files created here have a file handle (from CREATE); a write or truncate of an existing
- * name comes without one and is refused once the file is queued.
+ * name comes without one and is refused once the file is queued. Once OPEN was refused
+ * the kernel sends no RELEASE for created files either: their handle is let go when
+ * their close is seen. Handles are serial numbers looked up among live writers, so a
+ * late RELEASE or FLUSH never touches a writer that is gone.
  */
 #include "fs/fs-internal.h"
 
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/buf.h"
@@ -46,24 +51,36 @@
  * in_list, handles and refs are protected by mfs.writers_mu; the rest by w->mu. */
 struct writer {
 	struct writer *next;
+	struct writer *live_next; /* mfs.live: every writer not freed */
+	uint64_t fh;      /* its CREATE handle's value (never reused; a pointer could be) */
 	bool in_list;
 	unsigned handles; /* CREATE handles not released yet */
+	bool closed;      /* the handle was let go (release, or a close seen without one) */
 	unsigned refs;    /* references held by handlers */
 	int64_t id;       /* queue row */
 	size_t acc;       /* account index */
 	int fd;           /* scratch file */
 	uint64_t size;
 	int64_t mtime;
+	int64_t last_ms;  /* the last write (monotonic) */
 	bool done;        /* submitted (or cancelled): later writes are refused */
 	int result;       /* of the submission: 0 or an errno for every later flush */
 	pthread_mutex_t mu;
-	/* Scratch files (dot names) only: */
-	bool scratch;
-	uint64_t serial; /* inode value (OBX_SCRATCH) */
-	char name[OUTBOX_NAME_MAX + 1];
+	bool scratch;    /* a dot name: kept here until renamed */
+	uint64_t serial; /* scratch files: inode value (OBX_SCRATCH) */
+	char name[OUTBOX_NAME_MAX + 1]; /* under which it was created or queued */
 };
 
 static _Atomic uint64_t scratch_serial;
+static _Atomic uint64_t handle_serial;
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void
 writer_free(struct writer *w)
@@ -96,6 +113,12 @@ writer_drop(struct mfs *m, struct writer *w, enum writer_hold what)
 		w->in_list = false; /* it can no longer be found */
 	}
 	bool free_it = !w->in_list && w->handles == 0 && w->refs == 0;
+	if (free_it)
+		for (struct writer **p = &m->live; *p != NULL; p = &(*p)->live_next)
+			if (*p == w) {
+				*p = w->live_next;
+				break;
+			}
 	pthread_mutex_unlock(&m->writers_mu);
 	if (free_it)
 		writer_free(w);
@@ -113,10 +136,32 @@ writer_unlist(struct mfs *m, struct writer *w)
 	writer_drop(m, w, HOLD_LIST);
 }
 
+/* Let go of w's CREATE handle, once (a RELEASE and a close seen here may both come). */
 static void
 writer_close_handle(struct mfs *m, struct writer *w)
 {
-	writer_drop(m, w, HOLD_HANDLE);
+	pthread_mutex_lock(&m->writers_mu);
+	bool first = !w->closed;
+	w->closed = true;
+	pthread_mutex_unlock(&m->writers_mu);
+	if (first)
+		writer_drop(m, w, HOLD_HANDLE);
+}
+
+/* The writer whose CREATE handle is fh, if it is not freed; with a reference. */
+static struct writer *
+writer_by_fh(struct mfs *m, uint64_t fh)
+{
+	if (fh == 0)
+		return NULL;
+	pthread_mutex_lock(&m->writers_mu);
+	struct writer *w = m->live;
+	while (w != NULL && w->fh != fh)
+		w = w->live_next;
+	if (w != NULL)
+		w->refs++;
+	pthread_mutex_unlock(&m->writers_mu);
+	return w;
 }
 
 /* The scratch file NAME of account acc, or by serial (name NULL); with a reference. */
@@ -585,12 +630,14 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	}
 	w->acc = v;
 	w->mtime = time(NULL);
+	w->last_ms = mono_ms();
 	pthread_mutex_init(&w->mu, NULL);
 	w->handles = 1;
+	w->fh = ++handle_serial;
+	snprintf(w->name, sizeof(w->name), "%s", name);
 	if (name[0] == '.') {
 		w->scratch = true;
 		w->serial = ++scratch_serial;
-		snprintf(w->name, sizeof(w->name), "%s", name);
 		struct writer *old = scratch_find(m, v, name, 0);
 		if (old != NULL) {
 			writer_put(m, old);
@@ -611,12 +658,14 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 	w->next = m->writers;
 	m->writers = w;
 	w->in_list = true;
+	w->live_next = m->live;
+	m->live = w;
 	pthread_mutex_unlock(&m->writers_mu);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.ino = w->scratch ? obx_ino(OBX_SCRATCH, w->serial) : obx_ino(OBX_FILE, (uint64_t)w->id);
 	file_attr(m, e.ino, 0, w->mtime, &e.attr);
-	fi->fh = (uint64_t)(uintptr_t)w;
+	fi->fh = w->fh;
 	fi->direct_io = 1; /* what is read back comes from the scratch file or the queue */
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* The creating process went away: nothing was promised. */
@@ -631,13 +680,9 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 static struct writer *
 writer_of(struct mfs *m, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (fi != NULL && fi->fh != 0) {
-		struct writer *w = (struct writer *)(uintptr_t)fi->fh;
-		pthread_mutex_lock(&m->writers_mu);
-		w->refs++;
-		pthread_mutex_unlock(&m->writers_mu);
+	struct writer *w = writer_by_fh(m, fi != NULL ? fi->fh : 0);
+	if (w != NULL)
 		return w;
-	}
 	uint64_t v;
 	enum obx_kind k = obx_kind(ino, &v);
 	return k == OBX_FILE	  ? writer_find(m, (int64_t)v)
@@ -671,6 +716,7 @@ obx_write(struct mfs *m, fuse_req_t req, fuse_ino_t ino, const char *buf, size_t
 			err = errno == ENOSPC ? ENOSPC : EIO;
 		else if ((uint64_t)off + (uint64_t)n > w->size)
 			w->size = (uint64_t)off + (uint64_t)n;
+		w->last_ms = mono_ms();
 	}
 	pthread_mutex_unlock(&w->mu);
 	writer_put(m, w);
@@ -712,24 +758,58 @@ submit(struct mfs *m, struct writer *w)
 	return w->result;
 }
 
+/* The last close of w was seen (FLUSH, RELEASE or fs/closewatch.c): queue it, as a close
+ * promises; 0, EINVAL (now in failed/) or EIO (not queued: kept for a retry). */
+static int
+writer_closed(struct mfs *m, struct writer *w)
+{
+	if (w->scratch)
+		return 0; /* queued only when renamed */
+	pthread_mutex_lock(&w->mu);
+	int r = submit(m, w);
+	pthread_mutex_unlock(&w->mu);
+	struct account *a = &m->acc[w->acc];
+	if (r == EINVAL)
+		obx_changed(m, a->cfg->name);
+	if (r == EIO) {
+		char note[OUTBOX_NAME_MAX + 100];
+		snprintf(note, sizeof(note), "%s/%s: could not be queued (retried)",
+			 a->cfg->outbox, w->name);
+		write_note(m, a, note);
+	} else {
+		writer_unlist(m, w);
+	}
+	return r;
+}
+
 bool
 obx_flush(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	uint64_t v;
 	enum obx_kind k = obx_kind(ino, &v);
-	if ((k != OBX_FILE && k != OBX_SCRATCH) || fi == NULL || fi->fh == 0)
+	if ((k != OBX_FILE && k != OBX_SCRATCH) || fi == NULL)
 		return false;
-	struct writer *w = (struct writer *)(uintptr_t)fi->fh;
-	if (w->scratch) {
-		fuse_reply_err(req, 0); /* queued only when renamed */
-		return true;
+	struct writer *w = writer_by_fh(m, fi->fh);
+	if (w == NULL)
+		return false;
+	int r = 0;
+	if (!w->scratch) {
+		pthread_mutex_lock(&w->mu);
+		r = submit(m, w);
+		pthread_mutex_unlock(&w->mu);
+		if (r == EINVAL)
+			obx_changed(m, m->acc[w->acc].cfg->name);
 	}
-	pthread_mutex_lock(&w->mu);
-	int r = submit(m, w);
-	pthread_mutex_unlock(&w->mu);
+	/* Once OPEN was refused the kernel sends no RELEASE, for created files too: this
+	 * close is the last word (a file is closed once in practice; a dup's later writes are
+	 * refused as after any submit). */
+	if (m->open_refused) {
+		if (!w->scratch && r != EIO)
+			writer_unlist(m, w);
+		writer_close_handle(m, w);
+	}
+	writer_put(m, w);
 	fuse_reply_err(req, r);
-	if (r == EINVAL)
-		obx_changed(m, m->acc[w->acc].cfg->name);
 	return true;
 }
 
@@ -740,10 +820,17 @@ obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	enum obx_kind k = obx_kind(ino, &v);
 	if ((k != OBX_FILE && k != OBX_SCRATCH) || fi == NULL || fi->fh == 0)
 		return false;
-	struct writer *w = (struct writer *)(uintptr_t)fi->fh;
+	struct writer *w = writer_by_fh(m, fi->fh);
+	if (w == NULL || w->closed) {
+		/* Its close was seen already (fs/closewatch.c). */
+		writer_put(m, w);
+		fuse_reply_err(req, 0);
+		return true;
+	}
 	if (w->scratch) {
 		/* Kept until renamed or removed; freed here if that already happened. */
 		writer_close_handle(m, w);
+		writer_put(m, w);
 		fuse_reply_err(req, 0);
 		return true;
 	}
@@ -757,10 +844,62 @@ obx_release(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 	pthread_mutex_unlock(&w->mu);
 	writer_unlist(m, w);
 	writer_close_handle(m, w);
+	writer_put(m, w);
 	fuse_reply_err(req, 0);
 	return true;
 }
 
+void
+obx_closed(struct mfs *m, size_t acc, const char *name)
+{
+	/* The newest writer of that name whose handle is still held. */
+	pthread_mutex_lock(&m->writers_mu);
+	struct writer *w = m->live;
+	while (w != NULL && (w->closed || w->acc != acc || strcmp(w->name, name) != 0))
+		w = w->live_next;
+	if (w != NULL)
+		w->refs++;
+	pthread_mutex_unlock(&m->writers_mu);
+	if (w == NULL)
+		return;
+	if (w->in_list)
+		(void)writer_closed(m, w);
+	/* Without OPEN answered, no RELEASE comes for it: let go of the handle here. With
+	 * RELEASE still to come, it does (and finds the file queued). */
+	if (m->open_refused)
+		writer_close_handle(m, w);
+	writer_put(m, w);
+}
+
+void
+obx_idle(struct mfs *m, int64_t before_ms)
+{
+	int64_t now = mono_ms();
+	for (;;) {
+		/* One at a time: submitting may take a while, and unlists the writer. */
+		pthread_mutex_lock(&m->writers_mu);
+		struct writer *w = m->writers;
+		for (; w != NULL; w = w->next) {
+			if (w->scratch || w->done)
+				continue;
+			/* A close that found the queue unwritable; or a close lost with events. */
+			if (w->closed || (before_ms != 0 && w->last_ms <= before_ms &&
+					  now - w->last_ms >= 1000))
+				break;
+		}
+		if (w != NULL)
+			w->refs++;
+		pthread_mutex_unlock(&m->writers_mu);
+		if (w == NULL)
+			return;
+		int r = writer_closed(m, w);
+		if (w->closed || m->open_refused)
+			writer_close_handle(m, w);
+		writer_put(m, w);
+		if (r == EIO)
+			return; /* the next tick tries again */
+	}
+}
 
 /* Rename the scratch file w (NULL: not one) of account acc: to another dot name it stays a
  * scratch file; to a plain name it is queued, as a close would have, and the result is
@@ -811,6 +950,9 @@ rename_scratch(struct mfs *m, struct writer *w, size_t acc, fuse_ino_t newparent
 		outbox_delete(ob, id);
 		return EIO;
 	}
+	pthread_mutex_lock(&m->writers_mu);
+	snprintf(w->name, sizeof(w->name), "%s", newname); /* its close comes under this name */
+	pthread_mutex_unlock(&m->writers_mu);
 	writer_unlist(m, w);
 	if (r == 1)
 		log_warn("outbox: account %s: not sent: %s", a->cfg->name, why);

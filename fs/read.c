@@ -23,6 +23,9 @@ mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)fi;
+	/* From now on the kernel sends no RELEASE, not even for created files (fs/outbox.c). */
+	struct mfs *m = fuse_req_userdata(req);
+	m->open_refused = true;
 	fuse_reply_err(req, ENOSYS);
 }
 

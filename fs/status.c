@@ -95,6 +95,12 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   (unsigned long long)pending, (unsigned long long)st.replayed,
 			   jerr[0] ? jerr : st.replay_error[0] ? st.replay_error : "none",
 			   st.replay_note[0] ? st.replay_note : "none");
+		/* Closes are answered before the file is committed: a refusal shows here. */
+		char note[sizeof(a->write_note)];
+		pthread_mutex_lock(&m->status_mu);
+		snprintf(note, sizeof(note), "%s", a->write_note[0] ? a->write_note : "none");
+		pthread_mutex_unlock(&m->status_mu);
+		buf_printf(b, "write_note       = %s\n", note);
 		obx_status(m, i, b);
 		buf_printf(b, "\n");
 	}

@@ -1,11 +1,13 @@
 /* write.c - files written in folders, and the other changes to messages: create, write,
- * truncate, utimens/chmod/chown, close (FLUSH), fsync, rm, rename (DESIGN.md §1
+ * truncate, utimens/chmod/chown, close (FLUSH or fs/closewatch.c), fsync, rm, rename (DESIGN.md §1
  * "Changing (IMAP)"). What each means for the rows and the journal is cache/change.c's;
  * here are the FUSE side, the commit points and what the kernel must be told.
  *
- * Commit points: a file written since it was last committed is committed at its close
- * (FLUSH), at fsync, at release, and when it is renamed to a *.eml name; close and fsync
- * report the result (EINVAL: not a message, kept as a local file). The commit turns LF
+ * Commit points: a file written since it was last committed is committed at its last
+ * close as fs/closewatch.c sees it (write_closed; FLUSH until the watches are in place),
+ * at fsync, and when it is renamed to a *.eml name; fsync and rename report the result
+ * (EINVAL: not a message, kept as a local file), a close cannot (it returned already):
+ * a refusal then goes to the log and .status (write_note). The commit turns LF
  * line ends into CRLF, so the file's size changes: the kernel's attributes and pages of it
  * are invalidated right after the reply.
  *
@@ -26,26 +28,44 @@
 
 /* ---- files written and not committed yet ---- */
 
+/* A file written since its last commit, and when it was last written (monotonic ms). */
+struct dirty_file {
+	int64_t id;
+	int64_t when_ms;
+};
 static pthread_mutex_t dirty_mu = PTHREAD_MUTEX_INITIALIZER;
-static int64_t *dirty;   /* message row ids, protected by dirty_mu */
+static struct dirty_file *dirty; /* protected by dirty_mu */
 static size_t ndirty, dirty_cap;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void
 dirty_add(int64_t id)
 {
+	int64_t t = now_ms();
 	pthread_mutex_lock(&dirty_mu);
 	for (size_t i = 0; i < ndirty; i++)
-		if (dirty[i] == id)
+		if (dirty[i].id == id) {
+			dirty[i].when_ms = t;
 			goto out;
+		}
 	if (ndirty == dirty_cap) {
 		size_t cap = dirty_cap ? dirty_cap * 2 : 64;
-		int64_t *p = realloc(dirty, cap * sizeof(*p));
+		struct dirty_file *p = realloc(dirty, cap * sizeof(*p));
 		if (p == NULL)
 			goto out; /* committed at the next rename, fsync or restart instead */
 		dirty = p;
 		dirty_cap = cap;
 	}
-	dirty[ndirty++] = id;
+	dirty[ndirty].id = id;
+	dirty[ndirty].when_ms = t;
+	ndirty++;
 out:
 	pthread_mutex_unlock(&dirty_mu);
 }
@@ -57,7 +77,7 @@ dirty_take(int64_t id)
 	bool was = false;
 	pthread_mutex_lock(&dirty_mu);
 	for (size_t i = 0; i < ndirty; i++) {
-		if (dirty[i] == id) {
+		if (dirty[i].id == id) {
 			dirty[i] = dirty[--ndirty];
 			was = true;
 			break;
@@ -65,6 +85,22 @@ dirty_take(int64_t id)
 	}
 	pthread_mutex_unlock(&dirty_mu);
 	return was;
+}
+
+size_t
+write_idle(int64_t idle_ms, struct write_idle *out, size_t max)
+{
+	int64_t before = now_ms() - idle_ms;
+	size_t n = 0;
+	pthread_mutex_lock(&dirty_mu);
+	for (size_t i = 0; i < ndirty && n < max; i++)
+		if (dirty[i].when_ms <= before) {
+			out[n].id = dirty[i].id;
+			out[n].when_ms = dirty[i].when_ms;
+			n++;
+		}
+	pthread_mutex_unlock(&dirty_mu);
+	return n;
 }
 
 /* ---- helpers ---- */
@@ -137,6 +173,40 @@ commit_if_dirty(struct mfs *m, struct store *s, int64_t id, bool sync, bool *com
 		changed(a);
 	}
 	return e;
+}
+
+void
+write_closed(struct mfs *m, struct store *s, int64_t id)
+{
+	bool committed;
+	struct store_msg msg;
+	bool have = store_msg_get(s, id, &msg) == 0;
+	int e = commit_if_dirty(m, s, id, false, &committed);
+	if (committed)
+		tell_committed(m, id);
+	if (e != 0 && have) {
+		struct store_folder f;
+		struct account *a = NULL;
+		memset(&f, 0, sizeof(f));
+		if (store_folder_get(s, msg.folder_id, &f) == 0)
+			a = account_of(m, f.account_id);
+		char note[STORE_NAME_MAX * 2 + 200];
+		snprintf(note, sizeof(note), "%s/%s: %s", f.name, msg.name,
+			 e == EINVAL ? "not a message (no header block): kept as a local file"
+				     : strerror(e));
+		log_warn("account %s: %s", a != NULL ? a->cfg->name : "?", note);
+		write_note(m, a, note);
+	}
+}
+
+void
+write_note(struct mfs *m, struct account *a, const char *note)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&m->status_mu);
+	snprintf(a->write_note, sizeof(a->write_note), "%s", note);
+	pthread_mutex_unlock(&m->status_mu);
 }
 
 /* ---- create, write ---- */
@@ -242,7 +312,7 @@ mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mfs *m = fuse_req_userdata(req);
 	/* Nothing can be written on a read-only mount: ENOSYS, and the kernel never asks
 	 * again (one round trip less per file closed). */
-	if (m->readonly)
+	if (m->readonly || m->noflush)
 		return (void)fuse_reply_err(req, ENOSYS);
 	if (obx_flush(m, req, ino, fi))
 		return;

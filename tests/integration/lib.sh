@@ -49,6 +49,10 @@ lib_init() { # name
 on_cleanup() { _lib_cleanups+=("$1"); }
 
 _lib_cleanup() {
+	if [ "$failures" -gt 0 ] && [ -s "$work/daemon.log" ]; then
+		echo "--- the last lines of the daemon's log:"
+		tail -n 60 "$work/daemon.log"
+	fi
 	unmount
 	relay_stop
 	local c

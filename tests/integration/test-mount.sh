@@ -114,23 +114,32 @@ else
 fi
 cat "$mnt/.status"
 
-# --- the mount is read-write; a file that is not a message is refused at close --------------
+# --- the mount is read-write; a file that is not a message is refused at its commit ---------
 if findmnt -no OPTIONS "$mnt" | tr ',' '\n' | grep -qx rw; then
 	ok "mounted read-write"
 else
 	bad "mount options: $(findmnt -no OPTIONS "$mnt")"
 fi
-# (cp reports what close says; touch and a shell redirection do not look.)
-if err=$(cp /dev/null "$mnt/alice/INBOX/new.eml" 2>&1); then
-	bad "an empty file was taken as a message"
+# close() returns before the commit (no FLUSH round trip): the refusal is in .status.
+if ! cp /dev/null "$mnt/alice/INBOX/new.eml"; then
+	bad "cp of an empty file failed at close"
+elif wait_for 10 sh -c "grep '^write_note' '$mnt/.status' | grep -q 'INBOX/new.eml: not a message'"; then
+	ok "an empty .eml: refused after its close, .status says so"
 else
-	case "$err" in *"Invalid argument"*) ok "an empty .eml: EINVAL at close" ;; *) bad "cp said: $err" ;; esac
+	bad "no write_note for new.eml: $(grep '^write_note' "$mnt/.status")"
 fi
 if [ -f "$mnt/alice/INBOX/new.eml" ] && rm "$mnt/alice/INBOX/new.eml"; then
 	ok "kept as a local file, then removed"
 else
 	bad "the refused file is not there to remove"
 fi
+# fsync is a commit point that answers: dd conv=fsync sees the refusal itself.
+if err=$(printf 'no header block\n' | dd of="$mnt/alice/INBOX/new2.eml" conv=fsync status=none 2>&1); then
+	bad "fsync of a file without a header block succeeded"
+else
+	case "$err" in *"Invalid argument"*) ok "fsync of a non-message: EINVAL" ;; *) bad "dd said: $err" ;; esac
+fi
+rm -f "$mnt/alice/INBOX/new2.eml" || bad "rm of new2.eml failed"
 
 # --- find: every folder and every message --------------------------------------------------
 alice_imap list >"$work/list"

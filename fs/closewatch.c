@@ -1,0 +1,371 @@
+/* closewatch.c - seeing the last close of files written through the mount, without FLUSH.
+ *
+ * The kernel sends FLUSH on every close(), of readers too: on a writable mount that one
+ * round trip per file read made `grep -r` cost twice the local directory. OPEN is answered
+ * ENOSYS (so RELEASE never comes either), and FLUSH is the only request a close makes. So
+ * closes are seen here instead: a thread watches the mount's own directories with inotify
+ * (IN_CLOSE_WRITE is raised by the kernel when the last reference to a file opened for
+ * writing goes, whatever the file system), and once every folder and outbox directory is
+ * watched, FLUSH is answered ENOSYS and the kernel never sends it again (mfs.noflush).
+ *
+ *   folder/NAME closed   write_closed(): committed as FLUSH would have (fs/write.c);
+ *   outbox/NAME closed   obx_closed(): queued, or in failed/ with the reason (fs/outbox.c);
+ *   a new directory      (mkdir, a folder the server got, a rename) is watched from then.
+ *
+ * A close can be missed: in a folder watched only after the file's last write (mkdir -p
+ * then cp at once), or when the event queue overflowed. Each tick commits such files once
+ * they have not been written for CATCHUP_MS; files in a folder that could not be watched
+ * after UNWATCHED_MS. A crash before a close was seen loses nothing either: files written
+ * and not committed are committed at the next start (change_recover).
+ *
+ * Until the watches are in place (and if they cannot be), FLUSH commits as before.
+ */
+#include "fs/fs-internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/store.h"
+#include "net/log.h"
+
+#define TICK_MS 250
+#define CATCHUP_MS 1000
+#define UNWATCHED_MS 10000
+#define RESCAN_MIN_MS 500 /* at most two rescans of the folder tree a second */
+#define IDLE_BATCH 256
+
+#define FOLDER_MASK (IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
+
+enum watch_kind { W_TOP, W_FOLDER, W_OUTBOX };
+
+/* One watched directory. */
+struct watch {
+	int wd;
+	enum watch_kind kind;
+	int64_t id;       /* W_FOLDER: folder row; W_TOP: the account's top row */
+	size_t acc;       /* account index */
+	int64_t added_ms; /* monotonic: closes before this were not seen here */
+};
+
+struct closewatch {
+	struct mfs *m;
+	char *mountpoint;
+	pthread_t thread;
+	_Atomic bool stop;
+	_Atomic bool done;
+	int fd;
+	struct watch *w;
+	size_t nw, capw;
+	bool complete;        /* every directory found has a watch */
+	int64_t overflow_ms;  /* when events were last lost (0: never) */
+	int64_t rescan_ms;    /* when the tree was last walked */
+	bool want_rescan;
+	unsigned seen_gen;
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct watch *
+watch_by_wd(struct closewatch *cw, int wd)
+{
+	for (size_t i = 0; i < cw->nw; i++)
+		if (cw->w[i].wd == wd)
+			return &cw->w[i];
+	return NULL;
+}
+
+static struct watch *
+watch_by_folder(struct closewatch *cw, int64_t fid)
+{
+	for (size_t i = 0; i < cw->nw; i++)
+		if (cw->w[i].kind == W_FOLDER && cw->w[i].id == fid)
+			return &cw->w[i];
+	return NULL;
+}
+
+/* Watch the directory at path as (kind, id, acc); false if it cannot be watched now. */
+static bool
+watch_add(struct closewatch *cw, const char *path, enum watch_kind kind, int64_t id, size_t acc)
+{
+	int wd = inotify_add_watch(cw->fd, path, FOLDER_MASK);
+	if (wd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			log_warn("closewatch: cannot watch %s: %s", path, strerror(errno));
+		return false;
+	}
+	struct watch *w = watch_by_wd(cw, wd);
+	if (w == NULL) {
+		if (cw->nw == cw->capw) {
+			size_t cap = cw->capw ? cw->capw * 2 : 32;
+			struct watch *p = realloc(cw->w, cap * sizeof(*p));
+			if (p == NULL) {
+				inotify_rm_watch(cw->fd, wd);
+				return false;
+			}
+			cw->w = p;
+			cw->capw = cap;
+		}
+		w = &cw->w[cw->nw++];
+		w->wd = wd;
+		w->added_ms = mono_ms();
+	}
+	/* The same inode may come back under another row (a folder deleted and made again). */
+	if (w->kind != kind || w->id != id)
+		w->added_ms = mono_ms();
+	w->kind = kind;
+	w->id = id;
+	w->acc = acc;
+	return true;
+}
+
+static void
+watch_gone(struct closewatch *cw, int wd)
+{
+	for (size_t i = 0; i < cw->nw; i++)
+		if (cw->w[i].wd == wd) {
+			cw->w[i] = cw->w[--cw->nw];
+			return;
+		}
+}
+
+/* Watch folder fid at path and its sub-folders; false if any could not be watched. */
+static bool
+scan_folder(struct closewatch *cw, struct store *s, const char *path, int64_t fid, size_t acc,
+	    unsigned depth)
+{
+	bool all = watch_add(cw, path, depth == 0 ? W_TOP : W_FOLDER, fid, acc);
+	if (depth > 64)
+		return all;
+	struct store_folder *kids = malloc(64 * sizeof(*kids));
+	if (kids == NULL)
+		return false;
+	char after[STORE_NAME_MAX + 1] = "";
+	for (;;) {
+		int n = store_folder_children(s, fid, after, kids, 64);
+		if (n <= 0) {
+			if (n < 0)
+				all = false;
+			break;
+		}
+		for (int i = 0; i < n && !cw->stop; i++) {
+			if (kids[i].kind == STORE_FOLDER_OUTBOX)
+				continue;
+			char sub[PATH_MAX];
+			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, kids[i].name) >= sizeof(sub)) {
+				all = false;
+				continue;
+			}
+			if (!scan_folder(cw, s, sub, kids[i].id, acc, depth + 1))
+				all = false;
+		}
+		snprintf(after, sizeof(after), "%s", kids[n - 1].name);
+		if (n < 64)
+			break;
+	}
+	free(kids);
+	return all;
+}
+
+/* Walk every account's folders and outbox and watch what is not watched yet. */
+static void
+scan(struct closewatch *cw)
+{
+	struct mfs *m = cw->m;
+	struct store *s = thread_store(m);
+	cw->rescan_ms = mono_ms();
+	cw->want_rescan = false;
+	cw->seen_gen = m->folders_gen;
+	if (s == NULL) {
+		cw->complete = false;
+		return;
+	}
+	bool all = true;
+	for (size_t i = 0; i < m->nacc && !cw->stop; i++) {
+		struct account *a = &m->acc[i];
+		struct store_folder top;
+		if (store_folder_get(s, a->top_id, &top) != 0) {
+			all = false;
+			continue;
+		}
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", cw->mountpoint, top.name);
+		if (!scan_folder(cw, s, path, a->top_id, i, 0))
+			all = false;
+		if (a->cfg->smtp.set && !m->readonly) {
+			char ob[PATH_MAX];
+			snprintf(ob, sizeof(ob), "%s/%s", path, a->cfg->outbox);
+			if (!watch_add(cw, ob, W_OUTBOX, 0, i))
+				all = false;
+		}
+	}
+	cw->complete = all;
+	if (all && !m->noflush) {
+		m->noflush = true;
+		log_info("closes are seen through inotify: FLUSH is no longer needed");
+	}
+}
+
+static void
+on_event(struct closewatch *cw, const struct inotify_event *ev)
+{
+	struct mfs *m = cw->m;
+	if (ev->mask & IN_Q_OVERFLOW) {
+		cw->overflow_ms = mono_ms();
+		cw->want_rescan = true;
+		return;
+	}
+	if (ev->mask & IN_IGNORED) {
+		watch_gone(cw, ev->wd);
+		return;
+	}
+	if (ev->len == 0)
+		return;
+	if (ev->mask & IN_ISDIR) {
+		cw->want_rescan = true; /* a folder made or moved here */
+		return;
+	}
+	if (!(ev->mask & IN_CLOSE_WRITE))
+		return;
+	struct watch *w = watch_by_wd(cw, ev->wd);
+	if (w == NULL)
+		return;
+	if (w->kind == W_OUTBOX) {
+		obx_closed(m, w->acc, ev->name);
+		return;
+	}
+	if (w->kind != W_FOLDER)
+		return;
+	struct store *s = thread_store(m);
+	struct store_msg msg;
+	if (s != NULL && store_msg_lookup(s, w->id, ev->name, &msg) == 0)
+		write_closed(m, s, msg.id);
+}
+
+/* Commit files whose close may not have been seen (see the top of this file). */
+static void
+catch_up(struct closewatch *cw)
+{
+	struct mfs *m = cw->m;
+	struct write_idle idle[IDLE_BATCH];
+	size_t n = write_idle(CATCHUP_MS, idle, IDLE_BATCH);
+	if (n > 0) {
+		struct store *s = thread_store(m);
+		int64_t now = mono_ms();
+		for (size_t i = 0; s != NULL && i < n; i++) {
+			struct store_msg msg;
+			if (store_msg_get(s, idle[i].id, &msg) != 0)
+				continue;
+			struct watch *w = watch_by_folder(cw, msg.folder_id);
+			bool missed = w == NULL ? now - idle[i].when_ms >= UNWATCHED_MS
+						: w->added_ms > idle[i].when_ms ||
+							  cw->overflow_ms >= idle[i].when_ms;
+			if (missed)
+				write_closed(m, s, idle[i].id);
+		}
+	}
+	if (cw->overflow_ms != 0)
+		obx_idle(m, cw->overflow_ms);
+}
+
+static void *
+closewatch_main(void *arg)
+{
+	struct closewatch *cw = arg;
+	struct mfs *m = cw->m;
+	/* Path lookups on the mount need the kernel's INIT answered. */
+	while (!m->ready && !cw->stop)
+		usleep(10 * 1000);
+	if (!cw->stop)
+		scan(cw);
+	char buf[16 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
+		__attribute__((aligned(__alignof__(struct inotify_event))));
+	while (!cw->stop) {
+		struct pollfd p = {.fd = cw->fd, .events = POLLIN};
+		int r = poll(&p, 1, TICK_MS);
+		if (r > 0) {
+			ssize_t len;
+			while ((len = read(cw->fd, buf, sizeof(buf))) > 0 && !cw->stop) {
+				for (char *q = buf; q < buf + len;) {
+					const struct inotify_event *ev = (const void *)q;
+					on_event(cw, ev);
+					q += sizeof(*ev) + ev->len;
+				}
+			}
+		}
+		if (cw->stop)
+			break;
+		if (m->folders_gen != cw->seen_gen || !cw->complete)
+			cw->want_rescan = true;
+		if (cw->want_rescan && mono_ms() - cw->rescan_ms >= RESCAN_MIN_MS)
+			scan(cw);
+		catch_up(cw);
+	}
+	cw->done = true;
+	return NULL;
+}
+
+int
+closewatch_start(struct mfs *m, const char *mountpoint)
+{
+	if (m->readonly || mountpoint == NULL || mountpoint[0] != '/')
+		return -1;
+	struct closewatch *cw = calloc(1, sizeof(*cw));
+	if (cw == NULL)
+		return -1;
+	cw->m = m;
+	cw->mountpoint = strdup(mountpoint);
+	cw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (cw->mountpoint == NULL || cw->fd < 0) {
+		log_warn("closewatch: no inotify (%s): closes are seen through FLUSH",
+			 strerror(errno));
+		if (cw->fd >= 0)
+			close(cw->fd);
+		free(cw->mountpoint);
+		free(cw);
+		return -1;
+	}
+	if (pthread_create(&cw->thread, NULL, closewatch_main, cw) != 0) {
+		close(cw->fd);
+		free(cw->mountpoint);
+		free(cw);
+		return -1;
+	}
+	m->cw = cw;
+	return 0;
+}
+
+/* Stop the thread; wait_ms: how long to wait for it (it may be inside a lookup on a mount
+ * whose loop has stopped: it then ends when the mount goes). True when it ended. */
+bool
+closewatch_stop(struct mfs *m, int wait_ms)
+{
+	struct closewatch *cw = m->cw;
+	if (cw == NULL)
+		return true;
+	cw->stop = true;
+	for (int i = 0; !cw->done && i < wait_ms / 10; i++)
+		usleep(10 * 1000);
+	if (!cw->done && wait_ms > 0)
+		return false;
+	pthread_join(cw->thread, NULL);
+	m->cw = NULL;
+	close(cw->fd);
+	free(cw->w);
+	free(cw->mountpoint);
+	free(cw);
+	return true;
+}
