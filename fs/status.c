@@ -106,6 +106,10 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 	}
 	buf_printf(b, "[cache]\ndir              = %s\nbytes            = %llu\n", m->cfg->cache_dir,
 		   (unsigned long long)file_bytes);
+	/* How closes of written files are seen (fs/closewatch.c): "inotify" once every
+	 * directory is watched (no FLUSH round trips), else "flush"; "none" on -o ro. */
+	buf_printf(b, "closes           = %s\n",
+		   m->readonly ? "none" : m->noflush ? "inotify" : "flush");
 }
 
 /* Rebuild the .status text if it is older than STATUS_MAX_AGE_MS; called when the kernel
