@@ -11,6 +11,7 @@
  * names among FAILED rows (partial unique indexes); SENT rows have no visible name.
  */
 #include "cache/outbox.h"
+#include "cache/dbfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -151,15 +152,10 @@ outbox_open(const char *cache_dir, struct outbox **ob_r, char *err, size_t errle
 	}
 	snprintf(ob->path, sizeof(ob->path), "%s/%s", cache_dir, OUTBOX_DB_NAME);
 	/* Created 0600 here: SQLite would follow the umask. */
-	int fd = open(ob->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0 || fchmod(fd, 0600) != 0) {
-		snprintf(err, errlen, "%s: %s", ob->path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (dbfile_prepare(ob->path, err, errlen) != 0) {
 		free(ob);
 		return -1;
 	}
-	close(fd);
 	if (sqlite3_open_v2(ob->path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", ob->path,

@@ -34,6 +34,7 @@
  * batch when it commits.
  */
 #include "cache/store.h"
+#include "cache/dbfile.h"
 #include "cache/store-int.h"
 
 #include <errno.h>
@@ -350,32 +351,6 @@ out:
 	return ret;
 }
 
-/* Create the file 0600 ourselves (SQLite would honour the umask), or tighten it. */
-static int
-make_file(const char *path, char *err, size_t errlen)
-{
-	struct stat st;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	int ret = -1;
-	if (fd < 0) {
-		open_err(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		open_err(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((st.st_mode & 0777) != 0600 && fchmod(fd, 0600) != 0) {
-		open_err(err, errlen, "%s: cannot set mode 0600: %s", path, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	return ret;
-}
-
 /* One integer from a PRAGMA or query, -1 on error. */
 static int64_t
 query_int(sqlite3 *db, const char *sql)
@@ -504,7 +479,7 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 	}
 	if (pack_dir_open(cache_dir, &s->pack_dfd, err, errlen) != 0)
 		goto out;
-	if (make_file(s->path, err, errlen) != 0)
+	if (dbfile_prepare(s->path, err, errlen) != 0)
 		goto out;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 	if (sqlite3_open_v2(s->path, &s->db, flags, NULL) != SQLITE_OK) {
@@ -529,7 +504,10 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 	 * first page. With it, a pointer map lets SQLite step over the overflow pages of a
 	 * large body without reading them: 128 KiB reads at the end of a 30 MB body cost
 	 * about what reads at its start cost (ten times faster than without). */
-	sqlite3_exec(s->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL);
+	/* Only on a new file: on one in use it would wait for the writer's lock (a reader
+	 * opening its connection during a sync stalled for seconds). */
+	if (query_int(s->db, "PRAGMA page_count") == 0)
+		sqlite3_exec(s->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL);
 	if (set_wal(s, err, errlen) != 0)
 		goto out;
 	/* A big transaction grows the WAL; give the space back after the next checkpoint. */

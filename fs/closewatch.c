@@ -15,7 +15,7 @@
  * A close can be missed: in a folder watched only after the file's last write (mkdir -p
  * then cp at once), or when the event queue overflowed. Each tick commits such files once
  * they have not been written for CATCHUP_MS; files in a folder that could not be watched
- * after UNWATCHED_MS. A crash before a close was seen loses nothing either: files written
+ * after UNWATCHED_MS; any file after CATCHUP_LOST_MS. A crash before a close was seen loses nothing either: files written
  * and not committed are committed at the next start (change_recover).
  *
  * Until the watches are in place (and if they cannot be), FLUSH commits as before.
@@ -39,6 +39,9 @@
 #define TICK_MS 250
 #define CATCHUP_MS 1000
 #define UNWATCHED_MS 10000
+/* Written and not closed for this long: a close lost for a reason not foreseen here (a
+ * file kept open and idle that long is committed early, and again at its close). */
+#define CATCHUP_LOST_MS 30000
 #define RESCAN_MIN_MS 500 /* at most two rescans of the folder tree a second */
 #define IDLE_BATCH 256
 
@@ -251,8 +254,16 @@ on_event(struct closewatch *cw, const struct inotify_event *ev)
 		return;
 	struct store *s = thread_store(m);
 	struct store_msg msg;
-	if (s != NULL && store_msg_lookup(s, w->id, ev->name, &msg) == 0)
+	int r = -1;
+	/* A read can fail for a moment under heavy writing (SQLITE_BUSY while the WAL is
+	 * reset): try again rather than lose the close (CATCHUP_LOST_MS is the last resort). */
+	for (int i = 0; s != NULL && i < 20 && (r = store_msg_lookup(s, w->id, ev->name, &msg)) < 0; i++)
+		usleep(5 * 1000);
+	if (r == 0)
 		write_closed(m, s, msg.id);
+	else if (r < 0)
+		log_warn("closewatch: %s: cannot look it up: %s", ev->name,
+			 s != NULL ? store_errmsg(s) : "no store");
 }
 
 /* Commit files whose close may not have been seen (see the top of this file). */
@@ -272,7 +283,8 @@ catch_up(struct closewatch *cw)
 			struct watch *w = watch_by_folder(cw, msg.folder_id);
 			bool missed = w == NULL ? now - idle[i].when_ms >= UNWATCHED_MS
 						: w->added_ms > idle[i].when_ms ||
-							  cw->overflow_ms >= idle[i].when_ms;
+							  cw->overflow_ms >= idle[i].when_ms ||
+							  now - idle[i].when_ms >= CATCHUP_LOST_MS;
 			if (missed)
 				write_closed(m, s, idle[i].id);
 		}

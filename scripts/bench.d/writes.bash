@@ -104,7 +104,7 @@ bw_mailfs() {
 	mv -- "$mb_mnt/alice/BenchWa"/*.eml "$mb_mnt/alice/BenchWb/" || die "mv in the mount failed"
 	T_MVRET=$(secs "$bw_t0" "$EPOCHREALTIME")
 	T_MV=$(bw_wait "mv" 300 BenchWa 0 BenchWb "$bw_n")
-	dup=$($DOVEADM fetch -u alice 'hdr.message-id' mailbox BenchWb 2>/dev/null | sort | uniq -d | wc -l)
+	dup=$($DOVEADM fetch -u alice 'hdr.message-id' mailbox BenchWb 2>/dev/null | grep '^hdr.message-id' | sort | uniq -d | wc -l)
 	[ "$dup" = 0 ] || bw_notes+=("**mailfs run $run: $dup Message-IDs twice in BenchWb.**")
 	local n
 	n=$(grep -ciE 'error|warn' "$log" || true)

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,6 +340,41 @@ test_open_race(void **state)
 	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_query(dir, "PRAGMA auto_vacuum"), 2);
 	assert_int_equal(raw_query(dir, "SELECT count(*) FROM accounts"), 1);
+	rm_tree(dir);
+}
+
+/* A second connection opened in the process must not drop the first one's locks: then a
+ * reader in another process (the sqlite3 shell) took the database for unused when it
+ * closed and deleted the WAL under the daemon, which lost what it wrote next. */
+static void
+test_open_keeps_locks(void **state)
+{
+	(void)state;
+	char dir[64], wal[128];
+	make_tmp(dir, sizeof(dir));
+	struct store *a = open_ok(dir);
+	int64_t id;
+	assert_int_equal(store_account_ensure(a, "locks", &id), 0);
+	struct store *b = open_ok(dir); /* as each FUSE worker thread does */
+	snprintf(wal, sizeof(wal), "%s/mailfs.db-wal", dir);
+	assert_int_equal(access(wal, F_OK), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Another process, a fresh one (a forked copy would share SQLite's idea of our
+		 * locks): this program again, as a reader that closes (see main). */
+		execl("/proc/self/exe", "test-store", "--read-and-close", dir, (char *)NULL);
+		_exit(127);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(access(wal, F_OK), 0); /* still there: we hold our locks */
+	int64_t id2;
+	assert_int_equal(store_account_ensure(b, "locks2", &id2), 0);
+	store_close(&b);
+	store_close(&a);
+	assert_int_equal(raw_query(dir, "SELECT count(*) FROM accounts WHERE name LIKE 'locks%'"), 2);
 	rm_tree(dir);
 }
 
@@ -1856,11 +1892,23 @@ test_concurrent(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "--read-and-close") == 0) {
+		/* For test_open_keeps_locks: another process reading the cache, then closing. */
+		sqlite3 *db = NULL;
+		char path[128];
+		snprintf(path, sizeof(path), "%s/mailfs.db", argv[2]);
+		int ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+			 sqlite3_exec(db, "SELECT count(*) FROM accounts", NULL, NULL, NULL) ==
+				 SQLITE_OK;
+		sqlite3_close(db);
+		return ok ? 0 : 1;
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_open_modes),
 	    cmocka_unit_test(test_open_race),
+	    cmocka_unit_test(test_open_keeps_locks),
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_open_newer),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_ids, setup, teardown),

@@ -120,6 +120,11 @@ if findmnt -no OPTIONS "$mnt" | tr ',' '\n' | grep -qx rw; then
 else
 	bad "mount options: $(findmnt -no OPTIONS "$mnt")"
 fi
+if wait_for 5 grep -q '^closes *= inotify' "$mnt/.status"; then
+	ok ".status: closes are seen through inotify (no FLUSH per close)"
+else
+	bad ".status says closes = $(sed -n 's/^closes *= //p' "$mnt/.status")"
+fi
 # close() returns before the commit (no FLUSH round trip): the refusal is in .status.
 if ! cp /dev/null "$mnt/alice/INBOX/new.eml"; then
 	bad "cp of an empty file failed at close"

@@ -173,6 +173,25 @@ check "the Sent copy appears in alice's Sent" wait_count "$alice_sent" "$id1" 1 
 fs=$(file_in "$alice_sent" "$id1" || true)
 case "$fs" in *:2,*S*) ok "the Sent copy is \\Seen" ;; *) bad "Sent copy flags: $fs" ;; esac
 check "the file left the outbox" wait_gone "$outbox/one.eml" 10
+
+# --- 1b. closes are seen without FLUSH, and the daemon lets go of every file it queued ------
+check ".status: closes are seen through inotify" grep -q '^closes *= inotify' "$mnt/.status"
+# A read answers OPEN with ENOSYS: from then on the kernel sends no RELEASE for created
+# files either, so each queued file's handle must be let go when its close is seen.
+cat "$mnt"/alice/INBOX/*.eml >/dev/null 2>&1 || true
+fd0=$(ls "/proc/$daemon/fd" | wc -l)
+for i in $(seq 20); do msg "$work/many-$i.eml" "many-$i-$tag@e2e.test" 'Bob <bob@example.test>' '' "many $i"$'\n'; done
+check "cp of 20 files into outbox/ returns 0" cp "$work"/many-*.eml "$outbox/"
+all=yes
+for i in $(seq 20); do wait_count "$bob_inbox" "many-$i-$tag@e2e.test" 1 20 || all=no; done
+check "all 20 delivered" test "$all" = yes
+for _ in $(seq 50); do [ -z "$(ls "$outbox")" ] || [ "$(ls "$outbox")" = failed ] && break; sleep 0.1; done
+fd1=$(ls "/proc/$daemon/fd" | wc -l)
+if [ "$fd1" -lt $((fd0 + 10)) ]; then
+	ok "no descriptor kept per file sent ($fd0 before, $fd1 after)"
+else
+	bad "the daemon holds $fd1 descriptors after 20 files, $fd0 before"
+fi
 # The same message read back through the mount of bob's account (over IMAP, CRLF).
 fm=
 for _ in $(seq 200); do
