@@ -56,6 +56,28 @@ fail(struct store *s, int e)
 	return e;
 }
 
+/* Rows are read before the write transaction and saved whole: another thread may have
+ * changed the row in between (the close of a file committed by fs/closewatch.c while a
+ * FUSE thread renames it or sets its flags), and saving the old copy would undo that, up
+ * to losing the message. Called right after begin(): true if m is still what the row
+ * holds; if not, the transaction is rolled back and the caller starts again. */
+static bool
+row_unchanged(struct store *s, const struct store_msg *m)
+{
+	struct store_msg now;
+	if (store_msg_get(s, m->id, &now) == 0 && now.state == m->state &&
+	    now.folder_id == m->folder_id && now.uid == m->uid && now.orig_uid == m->orig_uid &&
+	    now.orig_folder == m->orig_folder && now.has_body == m->has_body &&
+	    now.internaldate == m->internaldate && now.mtime_set == m->mtime_set &&
+	    strcmp(now.name, m->name) == 0 && strcmp(now.flags, m->flags) == 0 &&
+	    strcmp(now.prev_name, m->prev_name) == 0)
+		return true;
+	store_rollback(s);
+	return false;
+}
+/* At most this many attempts (each lost to another thread's change of the same row). */
+#define ROW_RETRIES 20
+
 static int
 commit(struct store *s)
 {
@@ -253,6 +275,8 @@ int
 change_set_mtime(struct store *s, int64_t msg_id, int64_t mtime)
 {
 	struct store_msg m;
+	int tries = 0;
+again:
 	if (store_msg_get(s, msg_id, &m) != 0)
 		return ENOENT;
 	/* On the server already: its INTERNALDATE cannot change (accepted, like chmod). */
@@ -261,6 +285,11 @@ change_set_mtime(struct store *s, int64_t msg_id, int64_t mtime)
 	int e = begin(s, false);
 	if (e != 0)
 		return e;
+	if (!row_unchanged(s, &m)) {
+		if (++tries < ROW_RETRIES)
+			goto again;
+		return EAGAIN;
+	}
 	m.internaldate = mtime;
 	m.mtime_set = true;
 	if (store_msg_save(s, &m) < 0)
@@ -373,6 +402,8 @@ int
 change_commit(struct store *s, const struct change_acct *a, int64_t msg_id, bool sync)
 {
 	struct store_msg m;
+	int tries = 0;
+again:
 	if (store_msg_get(s, msg_id, &m) != 0)
 		return ENOENT;
 	if (m.state != STORE_MSG_SCRATCH || !change_is_message_name(m.name))
@@ -411,6 +442,14 @@ change_commit(struct store *s, const struct change_acct *a, int64_t msg_id, bool
 	}
 	if ((e = begin(s, sync)) != 0)
 		goto out;
+	if (!row_unchanged(s, &m)) {
+		free(out);
+		free(src.buf);
+		close(fd);
+		if (++tries < ROW_RETRIES)
+			goto again;
+		return EAGAIN;
+	}
 	/* An editor's backup of the same name ("x.eml" renamed to "x.eml~" before the new
 	 * x.eml was written): the new one replaces its server message. */
 	struct store_msg shadow;
@@ -518,6 +557,8 @@ change_unlink(struct store *s, const struct change_acct *a, int64_t folder_id,
 	if (trash_id_r != NULL)
 		*trash_id_r = 0;
 	struct store_msg m;
+	int tries = 0;
+again:;
 	int r = store_msg_lookup(s, folder_id, name, &m);
 	if (r != 0)
 		return r > 0 ? ENOENT : EIO;
@@ -533,6 +574,11 @@ change_unlink(struct store *s, const struct change_acct *a, int64_t folder_id,
 	int e = begin(s, false);
 	if (e != 0)
 		return e;
+	if (!row_unchanged(s, &m)) {
+		if (++tries < ROW_RETRIES)
+			goto again;
+		return EAGAIN;
+	}
 	if (to_trash) {
 		char nn[STORE_NAME_MAX + 1];
 		if (free_name(s, trash.id, m.name, nn, sizeof(nn)) < 0)
@@ -573,6 +619,8 @@ change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_i
 		  const char *name, int64_t new_folder_id, const char *new_name, bool noreplace)
 {
 	struct store_msg m, t;
+	int tries = 0;
+again:;
 	int r = store_msg_lookup(s, folder_id, name, &m);
 	if (r != 0)
 		return r > 0 ? ENOENT : EIO;
@@ -593,6 +641,11 @@ change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_i
 	int e = begin(s, false);
 	if (e != 0)
 		return e;
+	if (!row_unchanged(s, &m) || (replace && !row_unchanged(s, &t))) {
+		if (++tries < ROW_RETRIES)
+			goto again;
+		return EAGAIN;
+	}
 	if (replace) {
 		/* The target's server message goes; a scratch row taking its place replaces it
 		 * when committed (flags and date carried over). */
@@ -692,6 +745,8 @@ change_set_flags(struct store *s, const struct change_acct *a, int64_t msg_id,
 		 const char *flags)
 {
 	struct store_msg m;
+	int tries = 0;
+again:
 	if (store_msg_get(s, msg_id, &m) != 0)
 		return ENOENT;
 	char norm[sizeof(m.flags)];
@@ -700,6 +755,11 @@ change_set_flags(struct store *s, const struct change_acct *a, int64_t msg_id,
 		return e;
 	if ((e = begin(s, false)) != 0)
 		return e;
+	if (!row_unchanged(s, &m)) {
+		if (++tries < ROW_RETRIES)
+			goto again;
+		return EAGAIN;
+	}
 	snprintf(m.flags, sizeof(m.flags), "%s", norm);
 	if (store_msg_save(s, &m) < 0)
 		return fail(s, EIO);
