@@ -28,6 +28,7 @@ struct options {
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
+enum { KEY_DEBUG = 1 };
 static const struct fuse_opt option_spec[] = {
 	OPT("config=%s", config),
 	OPT("cache_dir=%s", cache_dir),
@@ -36,8 +37,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT("-V", version),
 	OPT("--help", help),
 	OPT("-h", help),
-	FUSE_OPT_KEY("-d", FUSE_OPT_KEY_KEEP),
-	FUSE_OPT_KEY("debug", FUSE_OPT_KEY_KEEP),
+	/* Our own key: with FUSE_OPT_KEY_KEEP, opt_proc would never see them. Kept for FUSE. */
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_END,
 };
 
@@ -45,9 +47,10 @@ static int
 opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
-	if (key == FUSE_OPT_KEY_KEEP && (strcmp(arg, "-d") == 0 || strcmp(arg, "debug") == 0))
+	(void)arg;
+	if (key == KEY_DEBUG)
 		o->debug = 1;
-	return 1; /* keep everything else for FUSE */
+	return 1; /* kept for FUSE, as is everything else */
 }
 
 static void
