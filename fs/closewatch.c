@@ -12,17 +12,22 @@
  *   outbox/NAME closed   obx_closed(): queued, or in failed/ with the reason (fs/outbox.c);
  *   a new directory      (mkdir, a folder the server got, a rename) is watched from then.
  *
- * A close can be missed: in a folder watched only after the file's last write (mkdir -p
- * then cp at once), or when the event queue overflowed. Each tick commits such files once
- * they have not been written for CATCHUP_MS; files in a folder that could not be watched
- * after UNWATCHED_MS; any file after CATCHUP_LOST_MS. A crash before a close was seen loses nothing either: files written
- * and not committed are committed at the next start (change_recover).
+ * A folder the thread has not watched yet (made a moment ago by mkdir or by the server) is
+ * watched by the file system thread that creates, writes or truncates a file in it, before
+ * it answers (closewatch_ensure): the file's close comes after that and is seen.
+ * A close can still be missed: when the event queue overflowed, in a folder that could not
+ * be watched, or for a reason not foreseen. Each tick commits such files once they have
+ * not been written for CATCHUP_MS; files in a folder that could not be watched after
+ * UNWATCHED_MS; any file after CATCHUP_LOST_MS. A crash before a close was seen loses
+ * nothing either: files written and not committed are committed at the next start
+ * (change_recover); outbox files are queued then (fs/outbox.c).
  *
  * Until the watches are in place (and if they cannot be), FLUSH commits as before.
  */
 #include "fs/fs-internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -65,6 +70,7 @@ struct closewatch {
 	_Atomic bool stop;
 	_Atomic bool done;
 	int fd;
+	pthread_mutex_t mu; /* w, nw, capw: the thread and closewatch_ensure() */
 	struct watch *w;
 	size_t nw, capw;
 	bool complete;        /* every directory found has a watch */
@@ -100,25 +106,17 @@ watch_by_folder(struct closewatch *cw, int64_t fid)
 	return NULL;
 }
 
-/* Watch the directory at path as (kind, id, acc); false if it cannot be watched now. */
+/* Record watch descriptor wd as (kind, id, acc); cw->mu held. False: no memory. */
 static bool
-watch_add(struct closewatch *cw, const char *path, enum watch_kind kind, int64_t id, size_t acc)
+watch_record(struct closewatch *cw, int wd, enum watch_kind kind, int64_t id, size_t acc)
 {
-	int wd = inotify_add_watch(cw->fd, path, FOLDER_MASK);
-	if (wd < 0) {
-		if (errno != ENOENT && errno != ENOTDIR)
-			log_warn("closewatch: cannot watch %s: %s", path, strerror(errno));
-		return false;
-	}
 	struct watch *w = watch_by_wd(cw, wd);
 	if (w == NULL) {
 		if (cw->nw == cw->capw) {
 			size_t cap = cw->capw ? cw->capw * 2 : 32;
 			struct watch *p = realloc(cw->w, cap * sizeof(*p));
-			if (p == NULL) {
-				inotify_rm_watch(cw->fd, wd);
+			if (p == NULL)
 				return false;
-			}
 			cw->w = p;
 			cw->capw = cap;
 		}
@@ -135,14 +133,35 @@ watch_add(struct closewatch *cw, const char *path, enum watch_kind kind, int64_t
 	return true;
 }
 
+/* Watch the directory at path as (kind, id, acc); false if it cannot be watched now. The
+ * path is walked without cw->mu: the walk may need this mount's own lookups answered. */
+static bool
+watch_add(struct closewatch *cw, const char *path, enum watch_kind kind, int64_t id, size_t acc)
+{
+	int wd = inotify_add_watch(cw->fd, path, FOLDER_MASK);
+	if (wd < 0) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			log_warn("closewatch: cannot watch %s: %s", path, strerror(errno));
+		return false;
+	}
+	pthread_mutex_lock(&cw->mu);
+	bool ok = watch_record(cw, wd, kind, id, acc);
+	pthread_mutex_unlock(&cw->mu);
+	if (!ok)
+		inotify_rm_watch(cw->fd, wd);
+	return ok;
+}
+
 static void
 watch_gone(struct closewatch *cw, int wd)
 {
+	pthread_mutex_lock(&cw->mu);
 	for (size_t i = 0; i < cw->nw; i++)
 		if (cw->w[i].wd == wd) {
 			cw->w[i] = cw->w[--cw->nw];
-			return;
+			break;
 		}
+	pthread_mutex_unlock(&cw->mu);
 }
 
 /* Watch folder fid at path and its sub-folders; false if any could not be watched. */
@@ -243,7 +262,11 @@ on_event(struct closewatch *cw, const struct inotify_event *ev)
 	}
 	if (!(ev->mask & IN_CLOSE_WRITE))
 		return;
-	struct watch *w = watch_by_wd(cw, ev->wd);
+	pthread_mutex_lock(&cw->mu);
+	const struct watch *wp = watch_by_wd(cw, ev->wd);
+	struct watch wc = wp != NULL ? *wp : (struct watch){.wd = -1};
+	pthread_mutex_unlock(&cw->mu);
+	const struct watch *w = wp != NULL ? &wc : NULL;
 	if (w == NULL)
 		return;
 	if (w->kind == W_OUTBOX) {
@@ -280,13 +303,19 @@ catch_up(struct closewatch *cw)
 			struct store_msg msg;
 			if (store_msg_get(s, idle[i].id, &msg) != 0)
 				continue;
-			struct watch *w = watch_by_folder(cw, msg.folder_id);
+			pthread_mutex_lock(&cw->mu);
+			const struct watch *w = watch_by_folder(cw, msg.folder_id);
 			bool missed = w == NULL ? now - idle[i].when_ms >= UNWATCHED_MS
 						: w->added_ms > idle[i].when_ms ||
 							  cw->overflow_ms >= idle[i].when_ms ||
 							  now - idle[i].when_ms >= CATCHUP_LOST_MS;
-			if (missed)
+			pthread_mutex_unlock(&cw->mu);
+			if (missed) {
+				log_info("closewatch: %s committed %" PRId64
+					 " ms after its last write: its close was not seen",
+					 msg.name, now - idle[i].when_ms);
 				write_closed(m, s, idle[i].id);
+			}
 		}
 	}
 	if (cw->overflow_ms != 0)
@@ -339,6 +368,7 @@ closewatch_start(struct mfs *m, const char *mountpoint)
 	if (cw == NULL)
 		return -1;
 	cw->m = m;
+	pthread_mutex_init(&cw->mu, NULL);
 	cw->mountpoint = strdup(mountpoint);
 	cw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (cw->mountpoint == NULL || cw->fd < 0) {
@@ -346,12 +376,14 @@ closewatch_start(struct mfs *m, const char *mountpoint)
 			 strerror(errno));
 		if (cw->fd >= 0)
 			close(cw->fd);
+		pthread_mutex_destroy(&cw->mu);
 		free(cw->mountpoint);
 		free(cw);
 		return -1;
 	}
 	if (pthread_create(&cw->thread, NULL, closewatch_main, cw) != 0) {
 		close(cw->fd);
+		pthread_mutex_destroy(&cw->mu);
 		free(cw->mountpoint);
 		free(cw);
 		return -1;
@@ -376,8 +408,70 @@ closewatch_stop(struct mfs *m, int wait_ms)
 	pthread_join(cw->thread, NULL);
 	m->cw = NULL;
 	close(cw->fd);
+	pthread_mutex_destroy(&cw->mu);
 	free(cw->w);
 	free(cw->mountpoint);
 	free(cw);
 	return true;
+}
+
+/* The path under the mount of folder fid and its account index; false if not found. */
+static bool
+folder_path(struct closewatch *cw, struct store *s, int64_t fid, char *path, size_t len,
+	    size_t *acc)
+{
+	struct mfs *m = cw->m;
+	const char *names[65];
+	struct store_folder *chain = malloc(65 * sizeof(*chain));
+	if (chain == NULL)
+		return false;
+	size_t n = 0;
+	int64_t id = fid;
+	bool ok = false;
+	while (n < 65 && store_folder_get(s, id, &chain[n]) == 0) {
+		names[n] = chain[n].name;
+		if (chain[n].parent_id == 0) {
+			ok = true;
+			break;
+		}
+		id = chain[n++].parent_id;
+	}
+	if (ok) {
+		ok = false;
+		for (size_t i = 0; i < m->nacc; i++)
+			if (m->acc[i].top_id == chain[n].id) {
+				*acc = i;
+				ok = true;
+			}
+	}
+	size_t off = ok ? (size_t)snprintf(path, len, "%s", cw->mountpoint) : 0;
+	for (size_t i = n + 1; ok && i-- > 0;) {
+		int r = snprintf(path + off, len - off, "/%s", names[i]);
+		if (r < 0 || (size_t)r >= len - off)
+			ok = false;
+		else
+			off += (size_t)r;
+	}
+	free(chain);
+	return ok;
+}
+
+void
+closewatch_ensure(struct mfs *m, struct store *s, int64_t fid)
+{
+	struct closewatch *cw = m->cw;
+	if (cw == NULL || !m->noflush || s == NULL)
+		return;
+	for (size_t i = 0; i < m->nacc; i++)
+		if (m->acc[i].top_id == fid)
+			return; /* no messages there; watched by scan() */
+	pthread_mutex_lock(&cw->mu);
+	bool have = watch_by_folder(cw, fid) != NULL;
+	pthread_mutex_unlock(&cw->mu);
+	char path[PATH_MAX];
+	size_t acc;
+	if (have || !folder_path(cw, s, fid, path, sizeof(path), &acc))
+		return;
+	if (watch_add(cw, path, W_FOLDER, fid, acc))
+		log_debug("closewatch: %s watched before its first write", path);
 }

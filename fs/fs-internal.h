@@ -212,6 +212,10 @@ void obx_idle(struct mfs *m, int64_t before_ms);
  * start: a thread that waits for mfs.ready; mountpoint: absolute. */
 int closewatch_start(struct mfs *m, const char *mountpoint);
 bool closewatch_stop(struct mfs *m, int wait_ms);
+/* A file of folder fid is about to be created, written or truncated: if closes are no
+ * longer seen through FLUSH and the folder is not watched yet, watch it now, so that the
+ * file's close is seen. Called by file system threads before they answer. */
+void closewatch_ensure(struct mfs *m, struct store *s, int64_t fid);
 
 /* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
 void refresh_status(struct mfs *m);

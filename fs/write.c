@@ -70,6 +70,27 @@ out:
 	pthread_mutex_unlock(&dirty_mu);
 }
 
+/* Is id in the set? */
+static bool
+dirty_has(int64_t id)
+{
+	bool has = false;
+	pthread_mutex_lock(&dirty_mu);
+	for (size_t i = 0; i < ndirty && !has; i++)
+		has = dirty[i].id == id;
+	pthread_mutex_unlock(&dirty_mu);
+	return has;
+}
+
+/* The first write to message id since its last commit: make sure its close will be seen. */
+static void
+first_write(struct mfs *m, struct store *s, int64_t id)
+{
+	struct store_msg msg;
+	if (!dirty_has(id) && store_msg_get(s, id, &msg) == 0)
+		closewatch_ensure(m, s, msg.folder_id);
+}
+
 /* Take id out of the set: true if it was in. */
 static bool
 dirty_take(int64_t id)
@@ -228,6 +249,7 @@ mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
+	closewatch_ensure(m, s, fid);
 	struct store_msg msg;
 	int e = change_create(s, fid, name, &msg);
 	if (e != 0)
@@ -276,6 +298,7 @@ mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t of
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
+	first_write(m, s, id);
 	uint64_t newsize;
 	int e = change_write(s, id, buf, size, (uint64_t)off, &newsize);
 	if (e != 0)
@@ -368,6 +391,7 @@ mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int kind = store_ino_kind(ino, &id);
 	int e = 0;
 	if (kind == 2 && (to_set & FUSE_SET_ATTR_SIZE)) {
+		first_write(m, s, id);
 		e = change_truncate(s, id, (uint64_t)attr->st_size);
 		if (e == 0)
 			dirty_add(id);

@@ -369,6 +369,20 @@ if wait_drained alice 60; then ok "a: online: the journal drained"; else
 fi
 verify_run a
 
+# A folder another client made while the mount is up, written to as soon as it shows; a
+# folder made through the mount, written to at once. The commit comes a few ms after the
+# close: wait for the server rather than for an empty journal.
+dova mailbox create -u alice "W${tag}Fresh"
+msg a "msg-fresh" "fresh folder" >"$work/fresh.eml"
+msg a "msg-fresh2" "fresh folder 2" >"$work/fresh2.eml"
+fresh_on_server() { [ "$(imap_state alice msgs "W${tag}Fresh" | wc -l)" = 1 ] && [ "$(imap_state alice msgs "W${tag}Fresh2" | wc -l)" = 1 ]; }
+if wait_for 30 test -d "$M/W${tag}Fresh" && cp "$work/fresh.eml" "$M/W${tag}Fresh/" &&
+	mkdir "$M/W${tag}Fresh2" && cp "$work/fresh2.eml" "$M/W${tag}Fresh2/" && wait_for 30 fresh_on_server; then
+	ok "a: cp into a folder made on the server meanwhile, and into one made just before: appended"
+else
+	bad "a: cp into fresh folders: $(imap_state alice msgs "W${tag}Fresh" | wc -l) and $(imap_state alice msgs "W${tag}Fresh2" | wc -l) there"
+fi
+
 # --- 2. offline, then online ------------------------------------------------------------------------
 relay_stop
 wait_for 30 status_is alice state offline || bad "b: the account did not go offline"
@@ -386,6 +400,14 @@ if diff "$work/a.dump" "$work/b.dump" >"$work/dump.diff"; then
 else
 	bad "offline and online runs differ on the server:"
 	cat "$work/dump.diff"
+fi
+
+# Every close of the runs above was seen when it happened (mkdir -p then cp, a folder the
+# server just got), none committed late by the catch-up for lost closes.
+if grep -q "its close was not seen" "$work/daemon.log"; then
+	bad "closes not seen: $(grep "its close was not seen" "$work/daemon.log" | head -5)"
+else
+	ok "every close was seen when it happened"
 fi
 
 # --- 3. kill -9 during replay ------------------------------------------------------------------------
