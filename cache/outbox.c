@@ -21,9 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "net/log.h"
 #include "net/msgprep.h"
 
 #define OUTBOX_DB_NAME "outbox.db"
@@ -71,6 +73,7 @@ static const char *const migrations[] = {
 struct outbox {
 	sqlite3 *db;
 	char path[4096];
+	char dir[4096]; /* CACHE_DIR/outbox-writing: the files being written */
 	char errmsg[512];
 };
 
@@ -151,6 +154,7 @@ outbox_open(const char *cache_dir, struct outbox **ob_r, char *err, size_t errle
 		return -1;
 	}
 	snprintf(ob->path, sizeof(ob->path), "%s/%s", cache_dir, OUTBOX_DB_NAME);
+	snprintf(ob->dir, sizeof(ob->dir), "%s/%s", cache_dir, OUTBOX_WRITING_DIR);
 	/* Created 0600 here: SQLite would follow the umask. */
 	if (dbfile_prepare(ob->path, err, errlen) != 0) {
 		free(ob);
@@ -176,12 +180,6 @@ outbox_open(const char *cache_dir, struct outbox **ob_r, char *err, size_t errle
 	}
 	*ob_r = ob;
 	return 0;
-}
-
-int
-outbox_recover(struct outbox *ob)
-{
-	return exec(ob, "DELETE FROM outbox WHERE state = 0");
 }
 
 void
@@ -862,4 +860,123 @@ outbox_send_free(struct outbox_send *snd)
 	free(snd->rcpts);
 	free(snd->rcpt_buf);
 	memset(snd, 0, sizeof(*snd));
+}
+
+/* ---- files being written, and what a stop left of them ---- */
+
+static void
+scratch_path(const struct outbox *ob, int64_t id, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%" PRId64, ob->dir, id);
+}
+
+int
+outbox_scratch_open(struct outbox *ob, int64_t id)
+{
+	if (mkdir(ob->dir, 0700) < 0 && errno != EEXIST)
+		return ob_fail(ob, "%s: %s", ob->dir, strerror(errno));
+	char path[4200];
+	scratch_path(ob, id, path, sizeof(path));
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ob_fail(ob, "%s: %s", path, strerror(errno));
+	return fd;
+}
+
+void
+outbox_scratch_remove(struct outbox *ob, int64_t id)
+{
+	char path[4200];
+	scratch_path(ob, id, path, sizeof(path));
+	(void)unlink(path);
+}
+
+/* What recovery does with one WRITING row: its file submitted as its close would have. */
+static void
+recover_one(struct outbox *ob, const struct outbox_item *it, const struct cfg *cfg,
+	    unsigned *n)
+{
+	const struct cfg_account *acct = NULL;
+	for (size_t i = 0; i < cfg->naccounts; i++)
+		if (strcmp(cfg->accounts[i].name, it->account) == 0)
+			acct = &cfg->accounts[i];
+	if (acct == NULL)
+		return; /* its account is not configured now: kept for when it is again */
+	char path[4200];
+	scratch_path(ob, it->id, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+		/* Nothing was written: nothing to send. */
+		if (fd >= 0)
+			close(fd);
+		outbox_delete(ob, it->id);
+		unlink(path);
+		return;
+	}
+	char why[600] = "";
+	int r = outbox_submit(ob, it->id, acct, fd, (uint64_t)st.st_size,
+			      (int64_t)st.st_mtim.tv_sec, why, sizeof(why));
+	close(fd);
+	if (r < 0)
+		return; /* the row and the file stay: the next start tries again */
+	/* Writers write in blocks (cp 128 KiB, stdio 4 KiB): a file that stopped on a block
+	 * boundary may have been cut short by the stop; let the user look before it goes. */
+	if (r == 0 && st.st_size % OUTBOX_WRITE_BLOCK == 0) {
+		char text[800];
+		snprintf(text, sizeof(text),
+			 "not sent: mailfs stopped while or just after this file was written, and"
+			 " it ends on a %d-byte boundary, so it may be incomplete. If it is"
+			 " complete, move it back into the outbox to send it.\n",
+			 OUTBOX_WRITE_BLOCK);
+		r = outbox_fail(ob, it->id, "may be incomplete (mailfs stopped while it was written)",
+				text) < 0
+			    ? -1
+			    : 1;
+		if (r < 0)
+			return;
+		snprintf(why, sizeof(why), "may be incomplete: in failed/");
+	}
+	unlink(path);
+	log_warn("account %s: outbox/%s was written before mailfs stopped: %s%s", it->account, it->name, r == 0 ? "queued" : "not sent: ", r == 0 ? "" : why);
+	(*n)++;
+}
+
+int
+outbox_recover(struct outbox *ob, const struct cfg *cfg, unsigned *recovered)
+{
+	*recovered = 0;
+	sqlite3_stmt *st = prep(ob, "SELECT id FROM outbox WHERE state = 0 ORDER BY id");
+	if (st == NULL)
+		return -1;
+	int64_t ids[256];
+	int n = 0, rc;
+	while (n < 256 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (int i = 0; i < n; i++) {
+		struct outbox_item it;
+		if (outbox_get(ob, ids[i], &it) == 0 && it.state == OUTBOX_WRITING)
+			recover_one(ob, &it, cfg, recovered);
+	}
+	/* Files without a WRITING row: submitted or dropped just before a stop. */
+	DIR *d = opendir(ob->dir);
+	if (d != NULL) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			char *end;
+			long long id = strtoll(de->d_name, &end, 10);
+			struct outbox_item it;
+			if (de->d_name[0] == '.' || *end != '\0')
+				continue;
+			if (outbox_get(ob, id, &it) == 1 ||
+			    (outbox_get(ob, id, &it) == 0 && it.state != OUTBOX_WRITING)) {
+				char path[4200];
+				scratch_path(ob, id, path, sizeof(path));
+				unlink(path);
+			}
+		}
+		closedir(d);
+	}
+	return 0;
 }

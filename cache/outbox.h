@@ -6,9 +6,9 @@
  * outbox_submit() returns 0; a kill -9 or a power loss after that loses nothing.
  *
  * One row per file the user wrote, in one of these states:
- *   OUTBOX_WRITING  created, being written (content in a scratch file the caller holds);
- *                   rows left in this state by a crash are removed by outbox_recover() at
- *                   start: their writer never saw close() return 0, nothing promised is lost.
+ *   OUTBOX_WRITING  created, being written: the content is in CACHE_DIR/outbox-writing/ID
+ *                   (outbox_scratch_open), so that a stop before the close was seen loses
+ *                   nothing: outbox_recover() submits such files at the next start.
  *   OUTBOX_QUEUED   waiting to be sent (outbox/NAME); attempts, next_try, last error kept.
  *   OUTBOX_FAILED   refused for good or not a message (outbox/failed/NAME + NAME.error).
  *   OUTBOX_SENT     accepted by the server, copy to the Sent folder still to do; invisible.
@@ -56,8 +56,19 @@ struct outbox;
 
 int outbox_open(const char *cache_dir, struct outbox **ob_r, char *err, size_t errlen);
 void outbox_close(struct outbox **ob);
-/* Once at start, before any file is written: drop WRITING rows a crash left behind. */
-int outbox_recover(struct outbox *ob);
+#define OUTBOX_WRITING_DIR "outbox-writing"
+/* Recovery calls a file of this many bytes (a multiple) possibly cut short. */
+#define OUTBOX_WRITE_BLOCK 4096
+/* Once at start, before any file is written: each WRITING row a stop left behind is
+ * submitted as its close would have (queued, or failed/ with the reason; a file whose size
+ * is a multiple of OUTBOX_WRITE_BLOCK goes to failed/ as possibly cut short; one with no
+ * bytes goes); rows of accounts not in cfg are kept. Each is told on stderr; *recovered:
+ * how many. Files without a WRITING row are removed. */
+int outbox_recover(struct outbox *ob, const struct cfg *cfg, unsigned *recovered);
+/* The file holding what is written to WRITING row id (created empty): fd, or -1. */
+int outbox_scratch_open(struct outbox *ob, int64_t id);
+/* Remove it (the row was submitted or dropped). */
+void outbox_scratch_remove(struct outbox *ob, int64_t id);
 const char *outbox_errmsg(const struct outbox *ob);
 
 /* A new WRITING row for outbox/NAME of `account`. 1 if the name is taken in outbox/. */

@@ -235,7 +235,9 @@ prepare_accounts(struct mfs *m)
 		fprintf(stderr, "mailfs: warning: %s\n", store_errmsg(s));
 	int ret = -1;
 	struct outbox *ob = NULL;
-	if (outbox_open(m->cfg->cache_dir, &ob, err, sizeof(err)) < 0 || outbox_recover(ob) < 0) {
+	unsigned recovered;
+	if (outbox_open(m->cfg->cache_dir, &ob, err, sizeof(err)) < 0 ||
+	    outbox_recover(ob, m->cfg, &recovered) < 0) {
 		fprintf(stderr, "mailfs: %s\n", ob ? outbox_errmsg(ob) : err);
 		outbox_close(&ob);
 		store_close(&s);

@@ -1,8 +1,9 @@
 /* outbox.c - MOUNT/<account>/outbox/ and outbox/failed/ (DESIGN.md "Sending (outbox)").
  *
- *   create NAME      a queue row in state WRITING and a scratch file (O_TMPFILE in the cache
- *                    directory: it vanishes with the process, whatever happens);
- *   write            into the scratch file;
+ *   create NAME      a queue row in state WRITING and its file CACHE_DIR/outbox-writing/ID
+ *                    (outbox_scratch_open): if mailfs stops before the close is seen, the
+ *                    next start queues what was written (outbox_recover);
+ *   write            into that file;
  *   last close       seen by fs/closewatch.c (FLUSH until its watches are in place, and
  *                    without inotify): the content is checked and copied into the queue,
  *                    synced to disk: queued, or not a message and now in failed/ with
@@ -67,6 +68,7 @@ struct writer {
 	int result;       /* of the submission: 0 or an errno for every later flush */
 	pthread_mutex_t mu;
 	bool scratch;    /* a dot name: kept here until renamed */
+	bool named;      /* fd is CACHE_DIR/outbox-writing/ID (outbox_scratch_open) */
 	uint64_t serial; /* scratch files: inode value (OBX_SCRATCH) */
 	char name[OUTBOX_NAME_MAX + 1]; /* under which it was created or queued */
 };
@@ -85,7 +87,8 @@ mono_ms(void)
 static void
 writer_free(struct writer *w)
 {
-	close(w->fd);
+	if (w->fd >= 0)
+		close(w->fd);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
 }
@@ -120,6 +123,12 @@ writer_drop(struct mfs *m, struct writer *w, enum writer_hold what)
 				break;
 			}
 	pthread_mutex_unlock(&m->writers_mu);
+	if (free_it && w->named) {
+		/* Submitted or dropped: its file is no longer needed to recover it. */
+		struct outbox *ob = thread_outbox(m);
+		if (ob != NULL)
+			outbox_scratch_remove(ob, w->id);
+	}
 	if (free_it)
 		writer_free(w);
 }
@@ -620,14 +629,7 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 		fuse_reply_err(req, ENOMEM);
 		return true;
 	}
-	w->fd = scratch_file(m);
-	if (w->fd < 0) {
-		log_error("outbox: cannot create a scratch file in %s: %s", m->cfg->cache_dir,
-			  strerror(errno));
-		free(w);
-		fuse_reply_err(req, EIO);
-		return true;
-	}
+	w->fd = -1;
 	w->acc = v;
 	w->mtime = time(NULL);
 	w->last_ms = mono_ms();
@@ -652,6 +654,26 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 			log_error("outbox: %s", outbox_errmsg(ob));
 		writer_free(w);
 		fuse_reply_err(req, r < 0 ? EIO : EEXIST);
+		return true;
+	}
+	/* A file to be queued is written into a named file, so that a stop before its close
+	 * was seen loses nothing (outbox_recover); a dot name's goes with the process. */
+	if (w->scratch) {
+		w->fd = scratch_file(m);
+		if (w->fd < 0)
+			log_error("outbox: cannot create a scratch file in %s: %s",
+				  m->cfg->cache_dir, strerror(errno));
+	} else {
+		w->fd = outbox_scratch_open(ob, w->id);
+		w->named = w->fd >= 0;
+		if (w->fd < 0) {
+			log_error("outbox: %s", outbox_errmsg(ob));
+			outbox_delete(ob, w->id);
+		}
+	}
+	if (w->fd < 0) {
+		writer_free(w);
+		fuse_reply_err(req, EIO);
 		return true;
 	}
 	pthread_mutex_lock(&m->writers_mu);

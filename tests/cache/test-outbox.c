@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -175,35 +176,93 @@ test_not_a_message(void **state)
 	outbox_close(&ob);
 }
 
+/* A WRITING row NAME of account acct whose file holds len bytes of text. */
+static int64_t
+writing_row(struct outbox *ob, const char *acct, const char *name, const char *text, size_t len)
+{
+	int64_t id;
+	assert_int_equal(outbox_create(ob, acct, name, 0, &id), 0);
+	int fd = outbox_scratch_open(ob, id);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	return id;
+}
+
+static bool
+scratch_exists(int64_t id)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s/%" PRId64, dir, OUTBOX_WRITING_DIR, id);
+	return access(path, F_OK) == 0;
+}
+
 static void
 test_recover_and_durability(void **state)
 {
 	(void)state;
 	struct outbox *ob = open_ob();
-	int64_t writing;
-	assert_int_equal(outbox_create(ob, "alice", "half.eml", 0, &writing), 0);
+	int64_t empty;
+	assert_int_equal(outbox_create(ob, "alice", "half.eml", 0, &empty), 0);
 	char buf[8];
 	size_t got;
-	assert_int_equal(outbox_read(ob, writing, 0, buf, sizeof(buf), &got), 1);
+	assert_int_equal(outbox_read(ob, empty, 0, buf, sizeof(buf), &got), 1);
 	char why[256];
 	int r;
 	int64_t queued = put(ob, "kept.eml", good, &r, why, sizeof(why));
 	assert_int_equal(r, 0);
+	/* Written, close not seen before the stop: */
+	int64_t whole = writing_row(ob, "alice", "whole.eml", good, strlen(good));
+	int64_t junk = writing_row(ob, "alice", "junk.eml", "no header block\n", 16);
+	char block[8192];
+	memset(block, 'x', sizeof(block));
+	memcpy(block, good, strlen(good));
+	block[sizeof(block) - 1] = '\n';
+	int64_t cut = writing_row(ob, "alice", "cut.eml", block, sizeof(block));
+	int64_t other = writing_row(ob, "gone", "other.eml", good, strlen(good));
+	/* A file whose row was submitted just before the stop. */
+	int fd = outbox_scratch_open(ob, queued);
+	assert_true(fd >= 0);
+	close(fd);
 	outbox_close(&ob);
 
-	/* A new process: the WRITING row was never acknowledged and goes; QUEUED stays. */
+	/* A new process: what was written is submitted as its close would have. */
 	ob = open_ob();
-	assert_int_equal(outbox_recover(ob), 0);
+	struct cfg_account accts[1] = {account_cfg};
+	struct cfg cfg = {.accounts = accts, .naccounts = 1};
+	unsigned recovered;
+	assert_int_equal(outbox_recover(ob, &cfg, &recovered), 0);
+	assert_int_equal(recovered, 3);
 	struct outbox_item it;
-	assert_int_equal(outbox_get(ob, writing, &it), 1);
+	assert_int_equal(outbox_get(ob, empty, &it), 1); /* nothing written: nothing to send */
 	assert_int_equal(outbox_get(ob, queued, &it), 0);
 	assert_int_equal(it.state, OUTBOX_QUEUED);
+	assert_false(scratch_exists(queued));
+	assert_int_equal(outbox_get(ob, whole, &it), 0);
+	assert_int_equal(it.state, OUTBOX_QUEUED);
+	assert_int_equal(it.size, strlen(good));
+	assert_false(scratch_exists(whole));
+	assert_int_equal(outbox_read(ob, whole, 0, buf, sizeof(buf), &got), 0);
+	assert_memory_equal(buf, good, got);
+	assert_int_equal(outbox_get(ob, junk, &it), 0);
+	assert_int_equal(it.state, OUTBOX_FAILED);
+	assert_int_equal(outbox_get(ob, cut, &it), 0);
+	assert_int_equal(it.state, OUTBOX_FAILED);
+	assert_non_null(strstr(it.status, "incomplete"));
+	assert_int_equal(it.size, sizeof(block));
+	/* An account no longer configured: kept, file and all. */
+	assert_int_equal(outbox_get(ob, other, &it), 0);
+	assert_int_equal(it.state, OUTBOX_WRITING);
+	assert_true(scratch_exists(other));
 	/* Ids are never reused. */
 	int64_t next;
 	assert_int_equal(outbox_create(ob, "alice", "new.eml", 0, &next), 0);
-	assert_true(next > queued && next > writing);
-	outbox_delete(ob, next);
-	outbox_delete(ob, queued);
+	assert_true(next > queued && next > other);
+	int64_t ids[] = {next, queued, whole, junk, cut, other};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		outbox_delete(ob, ids[i]);
+		outbox_scratch_remove(ob, ids[i]);
+	}
 	outbox_close(&ob);
 }
 

@@ -316,16 +316,25 @@ sleep 1
 id9=kill-$tag@e2e.test
 msg "$work/kill.eml" "$id9" 'bob@example.test' '' $'survives kill -9\n'
 postfix_cmd stop # keep it queued across the kill
+# A file fully written and still open at the kill: its close is never seen by mailfs
+# (it returns 0 all the same); what was written must still be sent.
+id10=open-$tag@e2e.test
+msg "$work/open.eml" "$id10" 'bob@example.test' '' $'written, closed after kill -9\n'
+exec 3>"$outbox/open.eml"
+cat "$work/open.eml" >&3 && ok "written into outbox/, kept open across the kill" || bad "write before kill -9"
 cp "$work/kill.eml" "$outbox/" && ok "cp before kill -9 returns 0" || bad "cp before kill -9"
 kill -9 "$daemon"
 wait "$daemon" 2>/dev/null || true
 daemon=
+exec 3>&-
 fusermount3 -uz "$mnt" 2>/dev/null || true
 postfix_cmd start
 start
 check "after kill -9 and restart it is delivered" wait_count "$bob_inbox" "$id9" 1 30
+check "the file open at the kill is delivered after the restart" wait_count "$bob_inbox" "$id10" 1 30
 sleep 2
 [ "$(count_in "$bob_inbox" "$id9")" = 1 ] && ok "delivered exactly once after kill -9" || bad "delivered $(count_in "$bob_inbox" "$id9") times after kill -9"
+[ "$(count_in "$bob_inbox" "$id10")" = 1 ] && ok "the open one: delivered exactly once" || bad "the open one: delivered $(count_in "$bob_inbox" "$id10") times"
 
 # --- 7. submission TLS: self-signed and wrong-host certificates are refused ------------------
 for acct in selfsigned wronghost; do
