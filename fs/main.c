@@ -8,6 +8,7 @@
  * -s, -o allow_other, ...) passes through to the session unchanged. */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,10 @@ main(int argc, char **argv)
 	char err[1024];
 	int ret = 1;
 
+	/* A peer that resets a connection must be an error message, never a silent death:
+	 * net/ sends with MSG_NOSIGNAL (and its TLS sessions too), and this covers every
+	 * other write (a closed stdout or stderr pipe) before FUSE sets its own handlers. */
+	signal(SIGPIPE, SIG_IGN);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
 		goto out;
 	if (o.version) {
