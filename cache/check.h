@@ -1,5 +1,7 @@
 /* check.h - `mailfs --check-config`: connect and log in to every configured account and
- * report what was found (capabilities, folders with message counts).
+ * report what was found (capabilities, folders with message counts), and log in to the
+ * account's SMTP server as the sender will (TLS verified as configured, AUTH), so that a
+ * server the outbox cannot use is reported at set-up and not at the first send.
  *
  * Lives in cache/ because it drives net/ for each account as the sync engine will; it
  * knows nothing of FUSE. */
@@ -11,8 +13,9 @@
 #include "cache/config.h"
 
 /* Check every account of `cfg`, printing a report to `out` and one line per failing
- * account to `errout` ("mailfs: account 'x': <reason>"). Returns the number of accounts
- * that failed (0: all good). */
+ * account to `errout` ("mailfs: account 'x': <reason>", "...: SMTP: <reason>", or both
+ * joined by "; "). An account fails when its IMAP (or POP3) check or its SMTP check
+ * fails. Returns the number of accounts that failed (0: all good). */
 int check_accounts(const struct cfg *cfg, FILE *out, FILE *errout);
 
 /* Connect and log in to the account's server, then log out: 0, or -1 with a one-line
