@@ -7,6 +7,7 @@
  * servers (STATUS never selects, so no flag and no \Recent changes; no MAIL is sent). */
 #include "cache/check.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,61 @@ check_smtp(const struct cfg_account *a, const char *password, FILE *out, char *e
 	ret = 0;
 out:
 	smtp_close(&c);
+	return ret;
+}
+
+/* The `folders` patterns, as the sync engine applies them to a folder's shown path. */
+static bool
+wanted(const struct cfg_account *a, const char *path)
+{
+	if (a->nfolders == 0)
+		return true;
+	for (size_t i = 0; i < a->nfolders; i++)
+		if (fnmatch(a->folders[i], path, 0) == 0)
+			return true;
+	return false;
+}
+
+int
+check_count(const struct cfg_account *a, uint64_t *messages_r, char *err, size_t errlen)
+{
+	char *password = NULL;
+	struct imap *c = NULL;
+	struct imap_mbox *list = NULL;
+	size_t n = 0;
+	uint64_t total = 0;
+	int ret = -1;
+	if (!a->imap.set) {
+		snprintf(err, errlen, "not an IMAP account");
+		goto out;
+	}
+	if (cfg_password(a, &password, err, errlen) < 0)
+		goto out;
+	c = account_imap_open(a, "count", 15000, password, err, errlen);
+	cfg_secret_free(&password);
+	if (c == NULL)
+		goto out;
+	if (imap_list(c, &list, &n) != IMAP_OK) {
+		snprintf(err, errlen, "LIST failed: %s", imap_errmsg(c));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[2048];
+		imap_mbox_path(&list[i], path, sizeof(path));
+		if ((list[i].flags & IMAP_MBOX_NOSELECT) || !wanted(a, path))
+			continue;
+		struct imap_status_info st;
+		if (imap_status(c, list[i].raw, &st) != IMAP_OK) {
+			snprintf(err, errlen, "STATUS %s failed: %s", path, imap_errmsg(c));
+			goto out;
+		}
+		total += st.messages;
+	}
+	*messages_r = total;
+	ret = 0;
+out:
+	imap_mbox_list_free(&list, n);
+	imap_close(&c);
 	return ret;
 }
 

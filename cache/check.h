@@ -8,6 +8,7 @@
 #ifndef MAILFS_CHECK_H
 #define MAILFS_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cache/config.h"
@@ -21,5 +22,11 @@ int check_accounts(const struct cfg *cfg, FILE *out, FILE *errout);
 /* Connect and log in to the account's server, then log out: 0, or -1 with a one-line
  * reason in err (for a mount starting with an empty cache). */
 int check_login(const struct cfg_account *acct, char *err, size_t errlen);
+
+/* Log in (asking for the password again) and count the messages of the folders the sync
+ * engine will read (the `folders` patterns; STATUS, which changes nothing): 0 and
+ * *messages_r, or -1 with a one-line reason in err. For the progress of a first sync. */
+int check_count(const struct cfg_account *acct, uint64_t *messages_r, char *err,
+		size_t errlen);
 
 #endif

@@ -96,6 +96,7 @@ struct mfs {
 	uint64_t status_gen;
 	int64_t status_built_ms;     /* monotonic */
 	struct timespec status_mtime; /* realtime: when the text last changed */
+	struct progress *progress;    /* fs/progress.c; NULL unless in the foreground */
 
 	pthread_mutex_t writers_mu; /* protects the list of files being written */
 	struct writer *writers;
@@ -215,6 +216,11 @@ bool closewatch_stop(struct mfs *m, int wait_ms);
 
 /* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
 void refresh_status(struct mfs *m);
+/* fs/progress.c: the progress of first syncs on stderr (mount in the foreground), for
+ * the accounts whose cache is empty; start after the sync threads, stop before them.
+ * start: 0, or -1 when there is nothing to report (or no memory). */
+int progress_start(struct mfs *m);
+void progress_stop(struct mfs *m);
 /* Attributes of .status as it is now (rebuilt if old): st_size is the length of the text a
  * read returns, st_mtime the moment that text was first built (unchanged until it
  * changes), st_ino its generation's number. */
