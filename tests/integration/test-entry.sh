@@ -209,11 +209,11 @@ relay_stop
 config "$work/c-fstab" "imaps://localhost:$IMAPS" "" "poll = 600s"
 mailfs_abs=$(realpath "$mailfs")
 # Find and wait for the daemon that mount.fuse3 started (it went to the background).
-fs_daemon() { pgrep -f "^$mailfs_abs mailfs $mnt " | head -1; }
+fs_daemon() { pgrep -n -f "^$mailfs_abs mailfs $mnt " || true; }
 read_one() { # how: one message read through the mount equals the server's bytes
 	local f uid
 	wait_for 60 status_is alice first_sync done || true
-	f=$(find "$mnt/alice/INBOX" -name '*.eml' | sort | head -1)
+	f=$(find "$mnt/alice/INBOX" -name '*.eml' | sort | sed -n 1p)
 	uid=$(basename "$f" | cut -d_ -f3)
 	if [ -n "$uid" ] && imap_state alice body INBOX "$uid" >"$work/server.eml" &&
 		cmp -s "$f" "$work/server.eml"; then
