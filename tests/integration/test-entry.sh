@@ -30,13 +30,13 @@ key=$MAILFS_SERVER_DIR/certs/server.key
 reset_pids=()
 on_cleanup 'for p in "${reset_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
 
-reset_start() { # proto -> prints the port
+reset_start() { # proto: a server on port $reset_port (not in a subshell: its pid is kept)
 	rm -f "$work/reset-$1.port"
 	python3 "$here/tls-reset.py" "$1" "$cert" "$key" "$work/reset-$1.port" "$work/reset-$1.log" \
 		>>"$work/reset.log" 2>&1 &
 	reset_pids+=($!)
-	wait_for 10 test -s "$work/reset-$1.port" || return 1
-	cat "$work/reset-$1.port"
+	wait_for 10 test -s "$work/reset-$1.port" || { bad "tls-reset.py $1 did not start"; exit 1; }
+	reset_port=$(cat "$work/reset-$1.port")
 }
 
 # An exit status and stderr that are one clear line, not a death by signal.
@@ -67,8 +67,10 @@ config() { # file, imap URL, smtp URL or "", [extra lines]
 }
 
 # --- 1. SIGPIPE ---------------------------------------------------------------------------
-rimap=$(reset_start imap)
-rsmtp=$(reset_start smtp)
+reset_start imap
+rimap=$reset_port
+reset_start smtp
+rsmtp=$reset_port
 set +e
 "$imap_tool" -h localhost -p "$rimap" -s -c "$CA" -u alice -w "$ALICE_PASS" login >/dev/null 2>"$work/err"
 one_line_error "imap-tool against a server that resets" $? "$work/err" 'reset|closed|broken pipe'
