@@ -1,15 +1,19 @@
 /* check.c - `mailfs --check-config` (see check.h).
  *
  * For each account: password (password or password_cmd), connection with the account's
- * TLS settings, login, capabilities, the folder list with STATUS counts. It changes
- * nothing on the server (STATUS never selects, so no flag and no \Recent changes). */
+ * TLS settings, login, capabilities, the folder list with STATUS counts; then, for an
+ * account with an smtp URL, what the sender will do before its first message: connect
+ * (TLS verified as configured), EHLO, STARTTLS, AUTH, QUIT. It changes nothing on the
+ * servers (STATUS never selects, so no flag and no \Recent changes; no MAIL is sent). */
 #include "cache/check.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache/account.h"
 #include "net/imap.h"
+#include "net/smtp.h"
 
 
 static int
@@ -86,6 +90,86 @@ out:
 	return ret;
 }
 
+/* Log in to the account's SMTP server as the sender will. 0, or -1 with a reason in err. */
+static int
+check_smtp(const struct cfg_account *a, const char *password, FILE *out, char *err,
+	   size_t errlen)
+{
+	struct smtp *c = NULL;
+	int ret = -1;
+	if (account_smtp_connect(a, 15000, &c, err, errlen) != SMTP_OK)
+		goto out;
+	char desc[128];
+	fprintf(out, "  smtp connection: %s\n", conn_describe(smtp_conn(c), desc, sizeof(desc)));
+	if (account_smtp_login(c, a, password, err, errlen) != SMTP_OK)
+		goto out;
+	uint64_t limit = smtp_size_limit(c);
+	if (limit > 0)
+		fprintf(out, "  smtp login: ok (messages up to %llu bytes)\n",
+			(unsigned long long)limit);
+	else
+		fprintf(out, "  smtp login: ok\n");
+	ret = 0;
+out:
+	smtp_close(&c);
+	return ret;
+}
+
+/* The `folders` patterns, as the sync engine applies them to a folder's shown path. */
+static bool
+wanted(const struct cfg_account *a, const char *path)
+{
+	if (a->nfolders == 0)
+		return true;
+	for (size_t i = 0; i < a->nfolders; i++)
+		if (fnmatch(a->folders[i], path, 0) == 0)
+			return true;
+	return false;
+}
+
+int
+check_count(const struct cfg_account *a, uint64_t *messages_r, char *err, size_t errlen)
+{
+	char *password = NULL;
+	struct imap *c = NULL;
+	struct imap_mbox *list = NULL;
+	size_t n = 0;
+	uint64_t total = 0;
+	int ret = -1;
+	if (!a->imap.set) {
+		snprintf(err, errlen, "not an IMAP account");
+		goto out;
+	}
+	if (cfg_password(a, &password, err, errlen) < 0)
+		goto out;
+	c = account_imap_open(a, "count", 15000, password, err, errlen);
+	cfg_secret_free(&password);
+	if (c == NULL)
+		goto out;
+	if (imap_list(c, &list, &n) != IMAP_OK) {
+		snprintf(err, errlen, "LIST failed: %s", imap_errmsg(c));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[2048];
+		imap_mbox_path(&list[i], path, sizeof(path));
+		if ((list[i].flags & IMAP_MBOX_NOSELECT) || !wanted(a, path))
+			continue;
+		struct imap_status_info st;
+		if (imap_status(c, list[i].raw, &st) != IMAP_OK) {
+			snprintf(err, errlen, "STATUS %s failed: %s", path, imap_errmsg(c));
+			goto out;
+		}
+		total += st.messages;
+	}
+	*messages_r = total;
+	ret = 0;
+out:
+	imap_mbox_list_free(&list, n);
+	imap_close(&c);
+	return ret;
+}
+
 int
 check_login(const struct cfg_account *a, char *err, size_t errlen)
 {
@@ -127,26 +211,41 @@ check_accounts(const struct cfg *cfg, FILE *out, FILE *errout)
 		fprintf(out, "account %s: %s://%s:%u as %s\n", a->name, scheme(u), u->host, u->port,
 			a->user);
 		fflush(out);
-		char err[700] = "";
+		char err[700] = "", smtp_err[700] = "";
 		char *password = NULL;
-		int r = -1;
-		if (cfg_password(a, &password, err, sizeof(err)) == 0) {
+		int r = -1, rs = 0;
+		bool have_password = cfg_password(a, &password, err, sizeof(err)) == 0;
+		if (have_password) {
 			if (a->imap.set)
 				r = check_imap(a, password, out, err, sizeof(err));
 			else
 				snprintf(err, sizeof(err),
 					 "POP3 accounts cannot be checked yet: this build has no POP3 "
 					 "client");
+			if (r != 0)
+				fprintf(out, "  FAILED: %s\n", err);
+		}
+		/* The sender logs in with the same password: with none there is nothing to try. */
+		if (a->smtp.set && have_password) {
+			fprintf(out, "  smtp: %s://%s:%u%s\n", scheme(&a->smtp), a->smtp.host,
+				a->smtp.port,
+				!a->tls ? " (plaintext: tls = off)"
+				: a->smtp.implicit_tls ? "" : " (STARTTLS)");
+			fflush(out);
+			rs = check_smtp(a, password, out, smtp_err, sizeof(smtp_err));
+			if (rs != 0)
+				fprintf(out, "  smtp FAILED: %s\n", smtp_err);
 		}
 		cfg_secret_free(&password);
-		if (a->smtp.set)
-			fprintf(out, "  outbox: %s://%s:%u (sending arrives with the outbox)\n",
-				scheme(&a->smtp), a->smtp.host, a->smtp.port);
-		if (r == 0) {
+		if (r == 0 && rs == 0) {
 			fprintf(out, "  ok\n");
 		} else {
-			fprintf(out, "  FAILED: %s\n", err);
-			fprintf(errout, "mailfs: account '%s': %s\n", a->name, err);
+			if (!have_password)
+				fprintf(out, "  FAILED: %s\n", err);
+			/* One line per account on errout, naming every part that failed. */
+			fprintf(errout, "mailfs: account '%s': %s%s%s%s\n", a->name,
+				r != 0 ? err : "", r != 0 && rs != 0 ? "; " : "",
+				rs != 0 ? "SMTP: " : "", rs != 0 ? smtp_err : "");
 			failed++;
 		}
 		fflush(out);

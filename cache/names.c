@@ -12,6 +12,7 @@
 
 #include "net/buf.h"
 #include "net/rfc2047.h"
+#include "net/utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,51 +28,6 @@ _Static_assert(sizeof(time_t) >= 8, "names_message needs a 64-bit time_t up to y
 #define DECODED_MAX ((size_t)64 * 1024)
 
 static const char hex_digits[] = "0123456789ABCDEF";
-
-/* Length of the valid UTF-8 sequence at p[0..n), or 0 (RFC 3629 §4, as in rfc2047.c). */
-static size_t
-utf8_seq_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		need = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		need = 4;
-	else
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (n < need || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return need;
-}
-
-/* The code point of a valid sequence of k bytes. */
-static uint32_t
-utf8_decode(const unsigned char *p, size_t k)
-{
-	static const unsigned char lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
-	uint32_t cp = p[0] & lead_mask[k];
-	for (size_t i = 1; i < k; i++)
-		cp = cp << 6 | (p[i] & 0x3F);
-	return cp;
-}
 
 /* Characters a subject's run of separators is made of: "/", controls, Unicode
  * White_Space, and bidirectional formatting characters. */

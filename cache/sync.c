@@ -403,6 +403,7 @@ on_body_data(void *ctx, const unsigned char *data, size_t len)
 			return -1;
 		}
 		p->bytes_in_txn += len;
+		count(p->s, &p->s->st.body_bytes_done, len);
 	}
 	if (p->cap_hdr) {
 		/* Keep the header block (up to the empty line, at most the buffer's cap). */

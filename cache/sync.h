@@ -45,6 +45,7 @@ struct sync_status {
 	uint64_t folders;       /* folders seen in the last listing */
 	uint64_t headers_done;  /* messages whose metadata was stored this session */
 	uint64_t bodies_done;   /* bodies stored this session */
+	uint64_t body_bytes_done; /* bytes of bodies received this session */
 	uint64_t bodies_wanted; /* bodies the prefetch has still to get (last count) */
 	uint64_t ondemand_reads, ondemand_bytes; /* partial fetches for reads */
 	uint64_t passes;

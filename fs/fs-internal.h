@@ -90,11 +90,13 @@ struct mfs {
 	gid_t gid;
 	time_t started;
 
-	pthread_mutex_t status_mu; /* protects status_text/status_len */
+	pthread_mutex_t status_mu; /* protects status_text/status_len/status_mtime */
 	char *status_text;
 	size_t status_len;
 	uint64_t status_gen;
-	int64_t status_built_ms; /* monotonic */
+	int64_t status_built_ms;     /* monotonic */
+	struct timespec status_mtime; /* realtime: when the text last changed */
+	struct progress *progress;    /* fs/progress.c; NULL unless in the foreground */
 
 	pthread_mutex_t writers_mu; /* protects the list of files being written */
 	struct writer *writers;
@@ -147,7 +149,6 @@ struct account *account_of(struct mfs *m, int64_t account_id);
 void msg_attr(struct mfs *m, struct store *s, const struct store_msg *msg, struct stat *st);
 /* Attribute timeout for a message row: rows not on the server change under the kernel. */
 double msg_attr_timeout(const struct store_msg *msg);
-void status_attr(struct mfs *m, struct stat *st);
 /* Attributes of any inode: 0, or an errno; *timeout_r (may be NULL) for the kernel. */
 int ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st, double *timeout_r);
 void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
@@ -219,6 +220,15 @@ void closewatch_ensure(struct mfs *m, struct store *s, int64_t fid);
 
 /* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
 void refresh_status(struct mfs *m);
+/* fs/progress.c: the progress of first syncs on stderr (mount in the foreground), for
+ * the accounts whose cache is empty; start after the sync threads, stop before them.
+ * start: 0, or -1 when there is nothing to report (or no memory). */
+int progress_start(struct mfs *m);
+void progress_stop(struct mfs *m);
+/* Attributes of .status as it is now (rebuilt if old): st_size is the length of the text a
+ * read returns, st_mtime the moment that text was first built (unchanged until it
+ * changes), st_ino its generation's number. */
+void status_attr(struct mfs *m, struct stat *st);
 
 
 #endif

@@ -395,6 +395,8 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 				log_error("%s", err);
 		}
 	}
+	if (fo.foreground)
+		(void)progress_start(&m);
 	/* Closes are seen through inotify once the loop answers lookups (fs/closewatch.c). */
 	(void)closewatch_start(&m, fo.mountpoint);
 	int r;
@@ -415,6 +417,7 @@ out:;
 	/* It may be inside a lookup that the stopped loop will not answer: the unmount ends
 	 * that, so wait for it briefly here and for good after the unmount. */
 	bool cw_stopped = closewatch_stop(&m, 1000);
+	progress_stop(&m);
 	for (size_t i = 0; i < m.nacc; i++) {
 		sync_stop(&m.acc[i].sync);
 		sender_stop(&m.acc[i].sender);

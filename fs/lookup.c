@@ -70,21 +70,6 @@ msg_attr_timeout(const struct store_msg *msg)
 	return TIMEOUT_LONG;
 }
 
-void
-status_attr(struct mfs *m, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_mode = S_IFREG | 0400;
-	st->st_nlink = 1;
-	st->st_uid = m->uid;
-	st->st_gid = m->gid;
-	pthread_mutex_lock(&m->status_mu);
-	st->st_ino = STATUS_INO_BASE + m->status_gen;
-	st->st_size = (off_t)m->status_len;
-	pthread_mutex_unlock(&m->status_mu);
-	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = time(NULL);
-}
-
 /* Attributes of any inode: 0, or an errno; *timeout_r (may be NULL): how long the kernel
  * may keep them. */
 int

@@ -1,13 +1,17 @@
 /* main.c - the mailfs command line: option parsing, --version, --help, --check-config,
  * and (from the mount issue on) the FUSE session.
  *
- *   mailfs [FUSE options] [-o config=PATH] [-o cache_dir=DIR] MOUNTPOINT
+ *   mailfs [FUSE options] [-o config=PATH] [-o cache_dir=DIR] [SOURCE] MOUNTPOINT
  *   mailfs --check-config [-o config=PATH]
  *
  * Options are parsed with libfuse's fuse_opt so that every standard FUSE option (-f, -d,
- * -s, -o allow_other, ...) passes through to the session unchanged. */
+ * -s, -o allow_other, ...) passes through to the session unchanged. SOURCE is what
+ * mount(8) and mount.fuse3 pass before the mount point (the first field of an fstab line,
+ * `mount -t fuse.mailfs SOURCE DIR`): it names the mount in /proc/mounts (fsname) and
+ * means nothing else. */
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,9 @@ struct options {
 	int version;
 	int help;
 	int debug; /* -d: also protocol traces */
+	char *first; /* the first non-option argument, until we know whether a second comes */
+	char *source; /* SOURCE: the first of two non-option arguments */
+	int nonopts;
 };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
@@ -47,9 +54,19 @@ static int
 opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
-	(void)arg;
 	if (key == KEY_DEBUG)
 		o->debug = 1;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		/* Held back: with a second one it is SOURCE, else the mount point (put back). */
+		if (++o->nonopts == 1) {
+			o->first = strdup(arg);
+			return o->first != NULL ? 0 : -1;
+		}
+		if (o->nonopts == 2) {
+			o->source = o->first;
+			o->first = NULL;
+		}
+	}
 	return 1; /* kept for FUSE, as is everything else */
 }
 
@@ -57,7 +74,7 @@ static void
 usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [FUSE options] [-o config=PATH] [-o cache_dir=DIR] MOUNTPOINT\n"
+		"usage: %s [FUSE options] [-o config=PATH] [-o cache_dir=DIR] [SOURCE] MOUNTPOINT\n"
 		"       %s --check-config [-o config=PATH]\n"
 		"\n"
 		"Mounts the mail accounts of the configuration as directories of .eml files.\n"
@@ -66,8 +83,9 @@ usage(FILE *f, const char *prog)
 		"    -o config=PATH       configuration file (default $XDG_CONFIG_HOME/mailfs/config,\n"
 		"                         else ~/.config/mailfs/config)\n"
 		"    -o cache_dir=DIR     cache directory (overrides cache_dir in the config)\n"
-		"    --check-config       connect and log in to every account, list what is there,\n"
-		"                         exit 0 if all accounts work, 1 otherwise\n"
+		"    --check-config       connect and log in to every account (IMAP, and SMTP when\n"
+		"                         the account has an smtp URL), list the folders, exit 0\n"
+		"                         if everything works, 1 otherwise\n"
 		"    -d                   debug: FUSE requests and protocol traces (passwords are\n"
 		"                         never shown), stay in the foreground\n"
 		"    -V, --version        print the version\n"
@@ -86,8 +104,26 @@ main(int argc, char **argv)
 	char err[1024];
 	int ret = 1;
 
+	/* A peer that resets a connection must be an error message, never a silent death:
+	 * net/ sends with MSG_NOSIGNAL (and its TLS sessions too), and this covers every
+	 * other write (a closed stdout or stderr pipe) before FUSE sets its own handlers. */
+	signal(SIGPIPE, SIG_IGN);
 	if (fuse_opt_parse(&args, &o, option_spec, opt_proc) == -1)
 		goto out;
+	if (o.first != NULL && fuse_opt_add_arg(&args, o.first) != 0)
+		goto out;
+	if (o.nonopts > 2) {
+		fprintf(stderr, "mailfs: too many arguments: want [SOURCE] MOUNTPOINT (see mailfs "
+				"--help)\n");
+		goto out;
+	}
+	/* SOURCE names the mount in /proc/mounts, if it can stand in an option list. */
+	if (o.source != NULL && o.source[0] != '\0' && strpbrk(o.source, ", \t\n\\") == NULL) {
+		char fsname[512];
+		snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=mailfs", o.source);
+		if (fuse_opt_add_arg(&args, fsname) != 0)
+			goto out;
+	}
 	if (o.version) {
 		printf("mailfs %s (libfuse %s, %s)\n", MAILFS_VERSION, fuse_pkgversion(),
 		       "OpenSSL 3, SQLite 3");
@@ -133,6 +169,8 @@ out:
 	cfg_free(&cfg);
 	free(o.config);
 	free(o.cache_dir);
+	free(o.first);
+	free(o.source);
 	fuse_opt_free_args(&args);
 	return ret;
 }

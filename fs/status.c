@@ -1,6 +1,7 @@
 /* status.c - MOUNT/.status: a key = value text per account, rebuilt when it is older than
- * STATUS_MAX_AGE_MS and looked up or stat'ed; a changed text gets a new inode number so the
- * kernel never serves an old one from its page cache.
+ * STATUS_MAX_AGE_MS and looked up, stat'ed or listed; a changed text gets a new inode
+ * number so the kernel never serves an old one from its page cache, and a new mtime, so
+ * that `rsync -a MOUNT/` copies it again only when it changed.
  */
 #include "fs/fs-internal.h"
 
@@ -140,8 +141,28 @@ refresh_status(struct mfs *m)
 		m->status_text = b.data;
 		m->status_len = b.len;
 		m->status_gen++;
+		clock_gettime(CLOCK_REALTIME, &m->status_mtime);
 		b.data = NULL;
 	}
 	pthread_mutex_unlock(&m->status_mu);
 	buf_free(&b);
+}
+
+void
+status_attr(struct mfs *m, struct stat *st)
+{
+	refresh_status(m); /* a no-op when the caller just did */
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFREG | 0400;
+	st->st_nlink = 1;
+	st->st_uid = m->uid;
+	st->st_gid = m->gid;
+	pthread_mutex_lock(&m->status_mu);
+	st->st_ino = STATUS_INO_BASE + m->status_gen;
+	st->st_size = (off_t)m->status_len;
+	st->st_mtim = m->status_mtime;
+	pthread_mutex_unlock(&m->status_mu);
+	if (st->st_mtim.tv_sec == 0) /* not built yet (no memory) */
+		st->st_mtim.tv_sec = m->started;
+	st->st_ctim = st->st_atim = st->st_mtim;
 }

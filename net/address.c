@@ -15,6 +15,7 @@
 #include "net/address.h"
 #include "net/buf.h"
 #include "net/rfc2047.h"
+#include "net/utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -438,41 +439,6 @@ is_dot_atom(const char *s, size_t n)
 	return true;
 }
 
-/* RFC 3629 UTF-8: shortest form, no surrogates, nothing above U+10FFFF. */
-static bool
-valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			k = 2, cp = c & 0x1F, min = 0x80;
-		} else if ((c & 0xF0) == 0xE0) {
-			k = 3, cp = c & 0x0F, min = 0x800;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 4, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		if (n - i < k)
-			return false;
-		for (size_t j = 1; j < k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + j] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return false;
-		i += k;
-	}
-	return true;
-}
-
 /* Append the local part held in p->local to p->text: as it is when it is a dot-atom,
  * else as one quoted-string.
  *   Quoted-string = DQUOTE *QcontentSMTP DQUOTE                   (RFC 5321 §4.1.2) */
@@ -568,7 +534,7 @@ finish_addr_spec(struct parser *p, const struct phrase *ph, char **name)
 	if (p->text.len > ADDR_MAX_SPEC)
 		return fail(p, "address at offset %zu is longer than %d bytes", ph->start,
 			    ADDR_MAX_SPEC);
-	if (!valid_utf8((const unsigned char *)p->text.data, p->text.len))
+	if (!utf8_valid((const unsigned char *)p->text.data, p->text.len))
 		return fail(p, "address at offset %zu is not valid UTF-8", ph->start);
 	if (p->out->n >= ADDR_MAX_COUNT)
 		return fail(p, "more than %d addresses (at offset %zu)", ADDR_MAX_COUNT, ph->start);

@@ -9,6 +9,7 @@
  * (RFC 6855) names, which are plain UTF-8 and need no conversion.
  */
 #include "net/imap-utf7.h"
+#include "net/utf8.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -40,37 +41,6 @@ static bool
 is_direct(unsigned char c)
 {
 	return c >= 0x20 && c <= 0x7e;
-}
-
-/* One UTF-8 sequence (RFC 3629), strictly: no overlong forms, no surrogates, nothing above
- * U+10FFFF. Returns its length, or 0 if it is not valid. */
-static size_t
-utf8_get(const unsigned char *s, uint32_t *cp_r)
-{
-	uint32_t cp, min;
-	size_t n;
-
-	if (s[0] < 0x80) {
-		*cp_r = s[0];
-		return 1;
-	} else if ((s[0] & 0xe0) == 0xc0) {
-		n = 2, cp = s[0] & 0x1f, min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3, cp = s[0] & 0x0f, min = 0x800;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4, cp = s[0] & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* the terminating NUL stops here too */
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*cp_r = cp;
-	return n;
 }
 
 static char *
@@ -142,10 +112,11 @@ imap_utf7_encode(const char *utf8)
 		unsigned nbits = 0;
 		*o++ = '&';
 		while (*s >= 0x80) {
-			uint32_t cp;
-			size_t n = utf8_get(s, &cp);
+			/* NUL-terminated: the NUL ends a sequence before anything past it is read */
+			size_t n = utf8_seq_len(s, 4);
 			if (n == 0)
 				goto fail;
+			uint32_t cp = utf8_decode(s, n);
 			s += n;
 			if (cp >= 0x10000) {
 				cp -= 0x10000;

@@ -13,6 +13,7 @@
  * emit_utf8(), so the output is valid UTF-8 whatever iconv does.
  */
 #include "net/rfc2047.h"
+#include "net/utf8.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -115,45 +116,6 @@ put_cp(struct buf *out, uint32_t cp)
 		n = 3;
 	}
 	return buf_append(out, s, n);
-}
-
-/* Length of the valid UTF-8 sequence at p[0..n), or 0 if none starts there.
- *   UTF8-2 = %xC2-DF UTF8-tail
- *   UTF8-3 = %xE0 %xA0-BF UTF8-tail / %xE1-EC 2( UTF8-tail ) /
- *            %xED %x80-9F UTF8-tail / %xEE-EF 2( UTF8-tail )
- *   UTF8-4 = %xF0 %x90-BF 2( UTF8-tail ) / %xF1-F3 3( UTF8-tail ) /
- *            %xF4 %x80-8F 2( UTF8-tail )                          (RFC 3629 §4) */
-static size_t
-utf8_seq_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		need = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		need = 4;
-	else
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (n < need || p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return need;
 }
 
 /* Append p[0..n) to out, passing valid UTF-8 through and replacing every other byte as

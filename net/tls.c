@@ -1,10 +1,18 @@
 /* tls.c - TLS client sessions over OpenSSL 3 (see tls.h).
  *
  * The only file that includes OpenSSL headers. It does not own the socket (conn.c does),
- * does not poll (conn.c does), and does not know any mail protocol. */
+ * does not poll (conn.c does), and does not know any mail protocol.
+ *
+ * OpenSSL's own socket BIO writes with write(2): a server that resets the connection
+ * makes the next write (often the close_notify of tls_free) raise SIGPIPE, which kills a
+ * process that has not ignored it. So the session sits on a BIO of ours that sends with
+ * MSG_NOSIGNAL and keeps the errno of the last failure for the message. */
 #include "net/tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -22,7 +30,113 @@ struct tls {
 	SSL *ssl;
 	char host[256];
 	bool verify;
+	int fd;         /* borrowed: conn.c owns the socket */
+	int last_errno; /* of the last failed send/recv, 0 if none */
+	bool eof;       /* recv returned 0 */
 };
+
+/* ---- the socket BIO: send(MSG_NOSIGNAL) and recv ------------------------------------- */
+
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
+
+static int
+sock_write(BIO *b, const char *data, int len)
+{
+	struct tls *t = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	ssize_t n;
+	do
+		n = send(t->fd, data, (size_t)len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_write(b);
+		else
+			t->last_errno = errno;
+		return -1;
+	}
+	return (int)n;
+}
+
+static int
+sock_read(BIO *b, char *data, int len)
+{
+	struct tls *t = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	ssize_t n;
+	do
+		n = recv(t->fd, data, (size_t)len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_read(b);
+		else
+			t->last_errno = errno;
+		return -1;
+	}
+	if (n == 0)
+		t->eof = true;
+	return (int)n;
+}
+
+static long
+sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls *t = BIO_get_data(b);
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+	case BIO_CTRL_DUP:
+		return 1;
+	case BIO_CTRL_EOF: /* OpenSSL tells an unexpected EOF from an error by this */
+		return t != NULL && t->eof;
+	case BIO_C_GET_FD:
+		if (t == NULL)
+			return -1;
+		if (ptr != NULL)
+			*(int *)ptr = t->fd;
+		return t->fd;
+	default:
+		return 0;
+	}
+}
+
+static int
+sock_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void
+sock_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+					     BIO_TYPE_DESCRIPTOR,
+				     "mailfs socket");
+	if (m == NULL)
+		return;
+	if (!BIO_meth_set_write(m, sock_write) || !BIO_meth_set_read(m, sock_read) ||
+	    !BIO_meth_set_ctrl(m, sock_ctrl) || !BIO_meth_set_create(m, sock_create)) {
+		BIO_meth_free(m);
+		return;
+	}
+	sock_method = m; /* lives as long as the process */
+}
+
+/* A BIO over t's socket, or NULL. */
+static BIO *
+sock_bio_new(struct tls *t)
+{
+	pthread_once(&sock_method_once, sock_method_init);
+	if (sock_method == NULL)
+		return NULL;
+	BIO *b = BIO_new(sock_method);
+	if (b != NULL)
+		BIO_set_data(b, t);
+	return b;
+}
 
 static void
 set_err(char *err, size_t errlen, const char *what)
@@ -52,6 +166,7 @@ tls_new(int fd, const char *host, const struct tls_opts *opts, char *err, size_t
 	}
 	snprintf(t->host, sizeof(t->host), "%s", host);
 	t->verify = opts->verify;
+	t->fd = fd;
 
 	t->ctx = SSL_CTX_new(TLS_client_method());
 	if (t->ctx == NULL) {
@@ -83,10 +198,12 @@ tls_new(int fd, const char *host, const struct tls_opts *opts, char *err, size_t
 	SSL_CTX_set_verify(t->ctx, opts->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 
 	t->ssl = SSL_new(t->ctx);
-	if (t->ssl == NULL || SSL_set_fd(t->ssl, fd) != 1) {
+	BIO *bio = t->ssl != NULL ? sock_bio_new(t) : NULL;
+	if (bio == NULL) {
 		set_err(err, errlen, "cannot create TLS session");
 		goto fail;
 	}
+	SSL_set_bio(t->ssl, bio, bio); /* the session owns it now */
 	if (is_ip_literal(host)) {
 		/* RFC 6066: no SNI for addresses; check the address against the SAN. */
 		X509_VERIFY_PARAM *param = SSL_get0_param(t->ssl);
@@ -124,6 +241,11 @@ map_ssl_error(struct tls *t, int ret, const char *what, char *err, size_t errlen
 		snprintf(err, errlen, "%s: connection closed by the server", what);
 		return TLS_ERROR;
 	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0 && t->last_errno != 0) {
+			/* "connection reset by peer", "broken pipe" */
+			snprintf(err, errlen, "%s: %s", what, strerror(t->last_errno));
+			return TLS_ERROR;
+		}
 		if (ERR_peek_error() == 0) {
 			snprintf(err, errlen, "%s: connection closed unexpectedly", what);
 			return TLS_ERROR;
@@ -139,6 +261,7 @@ enum tls_result
 tls_handshake(struct tls *t, char *err, size_t errlen)
 {
 	ERR_clear_error();
+	t->last_errno = 0;
 	int ret = SSL_connect(t->ssl);
 	if (ret == 1) {
 		if (t->verify && SSL_get_verify_result(t->ssl) != X509_V_OK) {
@@ -164,6 +287,7 @@ tls_read(struct tls *t, void *data, size_t len, char *err, size_t errlen)
 {
 	size_t n = 0;
 	ERR_clear_error();
+	t->last_errno = 0;
 	int ret = SSL_read_ex(t->ssl, data, len, &n);
 	if (ret == 1)
 		return (ssize_t)n;
@@ -177,6 +301,7 @@ tls_write(struct tls *t, const void *data, size_t len, char *err, size_t errlen)
 {
 	size_t n = 0;
 	ERR_clear_error();
+	t->last_errno = 0;
 	int ret = SSL_write_ex(t->ssl, data, len, &n);
 	if (ret == 1)
 		return (ssize_t)n;

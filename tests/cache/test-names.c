@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 #define T_EXAMPLE 1795685400 /* 2026-11-26 09:30:00 UTC */
 
@@ -27,7 +27,7 @@ check_message_name(const char *name, size_t len)
 {
 	assert_int_equal(strlen(name), len);
 	assert_true(len >= 21 && len <= 255);
-	assert_true(valid_utf8((const unsigned char *)name, len));
+	assert_true(utf8_valid((const unsigned char *)name, len));
 	assert_string_equal(name + len - 4, ".eml");
 	assert_null(strchr(name, '/'));
 	for (size_t i = 0; i < len; i++) {
@@ -486,7 +486,7 @@ check_folder_file(const char *s, int r)
 	assert_int_equal(strlen(s), (size_t)r);
 	assert_null(strchr(s, '/'));
 	assert_true(strcmp(s, ".") != 0 && strcmp(s, "..") != 0);
-	assert_true(valid_utf8((const unsigned char *)s, (size_t)r));
+	assert_true(utf8_valid((const unsigned char *)s, (size_t)r));
 }
 
 struct entry {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,7 +29,7 @@ check_addr(const struct addr *a)
 	size_t n = strlen(a->addr);
 	bool high = false;
 	CHECK(n > 0 && n <= ADDR_MAX_SPEC);
-	CHECK(valid_utf8((const unsigned char *)a->addr, n));
+	CHECK(utf8_valid((const unsigned char *)a->addr, n));
 	for (size_t i = 0; i < n; i++) {
 		CHECK((unsigned char)a->addr[i] >= 32 && a->addr[i] != 127);
 		high = high || (unsigned char)a->addr[i] >= 0x80;
@@ -40,7 +40,7 @@ check_addr(const struct addr *a)
 	CHECK(addr_same(a->addr, a->addr));
 	if (a->name != NULL) {
 		CHECK(a->name[0] != '\0');
-		CHECK(valid_utf8((const unsigned char *)a->name, strlen(a->name)));
+		CHECK(utf8_valid((const unsigned char *)a->name, strlen(a->name)));
 	}
 }
 

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -123,7 +123,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(utf8 == m.smtputf8);
 	size_t idl = strlen(m.message_id);
 	CHECK(idl >= 2 && m.message_id[0] == '<' && m.message_id[idl - 1] == '>');
-	CHECK(m.subject == NULL || valid_utf8((const unsigned char *)m.subject, strlen(m.subject)));
+	CHECK(m.subject == NULL || utf8_valid((const unsigned char *)m.subject, strlen(m.subject)));
 	if (!longer && m.body_offset < len)
 		check_body(in + m.body_offset, len - (size_t)m.body_offset);
 

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,7 +44,7 @@ check_message(uint32_t uid, int64_t t, const char *subj, size_t n)
 	size_t len = names_message(uid, t, subj, n, out);
 
 	CHECK(len >= 21 && len <= NAMES_MAX && strlen(out) == len);
-	CHECK(valid_utf8((const unsigned char *)out, len));
+	CHECK(utf8_valid((const unsigned char *)out, len));
 	CHECK(memcmp(out + len - 4, ".eml", 4) == 0 && out[len - 5] != '-');
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)out[i];

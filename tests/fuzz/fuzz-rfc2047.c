@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_init(&b, 64 * 1024 * 1024);
 	if (rfc2047_decode((const char *)data, size, &a) != 0)
 		abort();
-	if (!valid_utf8((const unsigned char *)a.data, a.len))
+	if (!utf8_valid((const unsigned char *)a.data, a.len))
 		abort();
 	if (rfc2047_decode((const char *)data, size, &b) != 0 || a.len != b.len ||
 	    (a.len > 0 && memcmp(a.data, b.data, a.len) != 0))
@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_free(&b);
 	buf_init(&b, size / 2);
 	(void)rfc2047_decode((const char *)data, size, &b);
-	if (b.len > size / 2 || !valid_utf8((const unsigned char *)b.data, b.len))
+	if (b.len > size / 2 || !utf8_valid((const unsigned char *)b.data, b.len))
 		abort();
 	buf_free(&a);
 	buf_free(&b);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 /* The list as text: one line per address, "name <addr>" or "<addr>". */
 static char *
@@ -61,7 +61,7 @@ ok_n(const char *in, size_t len, const char *want)
 		if (l.v[i].name != NULL) {
 			assert_true(l.v[i].name[0] != '\0');
 			assert_true(
-			    valid_utf8((const unsigned char *)l.v[i].name, strlen(l.v[i].name)));
+			    utf8_valid((const unsigned char *)l.v[i].name, strlen(l.v[i].name)));
 		}
 	}
 	free(got);

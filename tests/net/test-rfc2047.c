@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/utf8-check.h"
+#include "net/utf8.h"
 
 /* Strict RFC 3629 check, written apart from the decoder's. */
 
@@ -31,7 +31,7 @@ check_n(const char *in, size_t len, const char *want, size_t want_len)
 			    (int)want_len, want, (int)b.len, b.data ? b.data : "");
 	assert_int_equal(b.len, want_len);
 	assert_memory_equal(b.data ? b.data : "", want, want_len);
-	assert_true(valid_utf8((const unsigned char *)b.data, b.len));
+	assert_true(utf8_valid((const unsigned char *)b.data, b.len));
 	buf_free(&b);
 }
 
@@ -327,7 +327,7 @@ test_cap(void **state)
 	buf_init(&b, 2);
 	assert_int_equal(rfc2047_decode("=?utf-8?q?a=FF?=", 16, &b), -1);
 	assert_int_equal(errno, E2BIG);
-	assert_true(valid_utf8((const unsigned char *)b.data, b.len));
+	assert_true(utf8_valid((const unsigned char *)b.data, b.len));
 	buf_free(&b);
 
 	buf_init(&b, 3);
@@ -420,7 +420,7 @@ test_random_valid_utf8(void **state)
 			}
 		}
 		assert_int_equal(rfc2047_decode(in.data ? in.data : "", in.len, &out), 0);
-		assert_true(valid_utf8((const unsigned char *)out.data, out.len));
+		assert_true(utf8_valid((const unsigned char *)out.data, out.len));
 	}
 	buf_free(&in);
 	buf_free(&out);
