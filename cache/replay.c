@@ -497,6 +497,96 @@ do_move(struct run *u, struct journal_entry *e)
 	return STEP_DONE;
 }
 
+/* Consecutive MOVE entries of one source to one target, never sent yet, go as one UID MOVE
+ * of a UID set (a thousand `mv`s cost one round trip, not a thousand). Each entry is marked
+ * sent with the target's UIDNEXT first, as a single MOVE is; each message the COPYUID code
+ * maps is adopted; any other entry is left, marked, for the single path (which finds what
+ * the batch made, or moves what it did not). False: not a batch here, use the single path.
+ * True with *st: STEP_LOST (the connection went) or STEP_DONE. */
+#define MOVE_BATCH 512
+static bool
+move_batch(struct run *u, const struct journal_entry *e, enum step *st)
+{
+	struct replay_ctx *r = u->r;
+	struct store *s = r->store;
+	struct store_msg m;
+	struct store_folder src, dst;
+	if (e->uidnext != 0 || !imap_has_cap(r->c, "MOVE") || !imap_has_cap(r->c, "UIDPLUS") ||
+	    store_msg_get(s, e->msg_id, &m) != 0 || m.state != STORE_MSG_MOVING ||
+	    m.orig_uid != e->uid || store_folder_get(s, m.folder_id, &dst) != 0 || dst.local ||
+	    store_folder_get(s, m.orig_folder, &src) != 0 || src.local)
+		return false;
+	struct journal_entry *es = malloc(MOVE_BATCH * sizeof(*es));
+	char *set = malloc(MOVE_BATCH * 11 + 1);
+	bool batched = false;
+	if (es == NULL || set == NULL)
+		goto out;
+	size_t n = 0;
+	es[n++] = *e;
+	while (n < MOVE_BATCH && journal_next(s, r->account_id, es[n - 1].id, &es[n]) == 0) {
+		struct journal_entry *x = &es[n];
+		struct store_msg xm;
+		if (x->op != JOURNAL_MOVE || x->uidnext != 0 || store_msg_get(s, x->msg_id, &xm) != 0 ||
+		    xm.state != STORE_MSG_MOVING || xm.orig_uid != x->uid ||
+		    xm.folder_id != dst.id || xm.orig_folder != src.id)
+			break;
+		n++;
+	}
+	uint32_t next = 0;
+	char q[1100];
+	if (n < 2 || uidnext_of(u, dst.server_name, &next) != 0 ||
+	    imap_quote(dst.server_name, q, sizeof(q)) == NULL)
+		goto out;
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++)
+		off += (size_t)sprintf(set + off, "%s%u", i ? "," : "", es[i].uid);
+	if (store_begin(s) < 0)
+		goto out;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		es[i].uidnext = next ? next : 1;
+		rc = journal_update(s, &es[i]);
+	}
+	if (rc < 0 || store_commit(s) < 0) {
+		store_rollback(s);
+		goto out;
+	}
+	/* From here the entries say "sent": whatever happens, the single path takes it up. */
+	batched = true;
+	*st = STEP_DONE;
+	enum imap_err ie = select_rw(u, src.server_name);
+	if (ie == IMAP_OK) {
+		(void)imap_copyuid(r->c, true);
+		ie = cmd(u, "UID MOVE %s %s", set, q);
+	}
+	if (ie != IMAP_OK) {
+		if (conn_lost(ie))
+			*st = STEP_LOST;
+		goto out;
+	}
+	uint32_t top = 0;
+	size_t adopted = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t d = imap_copyuid_of(r->c, es[i].uid);
+		if (d == 0)
+			continue;
+		if (d > top)
+			top = d;
+		if (adopt(u, &es[i], es[i].msg_id, &dst, d, STORE_MSG_MOVING) == STEP_DONE) {
+			adopted++;
+			r->replayed++;
+		}
+	}
+	if (top != 0)
+		learn_next(u, dst.server_name, top);
+	log_debug("account %s: %zu moves as one UID MOVE, %zu mapped by COPYUID",
+		  r->acct->name, n, adopted);
+out:
+	free(es);
+	free(set);
+	return batched;
+}
+
 static enum step
 do_flags(struct run *u, struct journal_entry *e)
 {
@@ -619,7 +709,13 @@ replay_run(struct replay_ctx *r)
 	bool left = false;
 	unsigned retries = 0;
 	while (journal_next(r->store, r->account_id, after, &e) == 0) {
-		enum step st = replay_one(&u, &e);
+		enum step st;
+		if (e.op == JOURNAL_MOVE && retries == 0 && move_batch(&u, &e, &st)) {
+			if (st == STEP_LOST)
+				return -1;
+			continue; /* what the batch left is taken up singly, from the same place */
+		}
+		st = replay_one(&u, &e);
 		if (st == STEP_LOST)
 			return -1;
 		if (st == STEP_RETRY && ++retries <= 3)

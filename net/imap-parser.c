@@ -1208,3 +1208,43 @@ imap_arg_u32(const struct imap_arg *a, uint32_t *r)
 	*r = (uint32_t)n;
 	return 0;
 }
+
+/* One nz-number of a uid-set at *p: its value, or 0 if none. */
+static uint32_t
+uidset_num(const char **p)
+{
+	uint64_t v = 0;
+	const char *q = *p;
+	while (*q >= '0' && *q <= '9' && v <= UINT32_MAX)
+		v = v * 10 + (uint64_t)(*q++ - '0');
+	if (q == *p || v == 0 || v > UINT32_MAX)
+		return 0;
+	*p = q;
+	return (uint32_t)v;
+}
+
+long
+imap_uidset_expand(const char *s, uint32_t *out, size_t max)
+{
+	size_t n = 0;
+	const char *p = s;
+	for (;;) {
+		uint32_t a = uidset_num(&p), b = a;
+		if (a == 0)
+			return -1;
+		if (*p == ':') {
+			p++;
+			if ((b = uidset_num(&p)) == 0)
+				return -1;
+		}
+		uint32_t lo = a < b ? a : b, hi = a < b ? b : a;
+		if ((uint64_t)hi - lo + 1 > max - n)
+			return -1;
+		for (uint64_t u = lo; u <= hi; u++)
+			out[n++] = (uint32_t)u;
+		if (*p == '\0')
+			return (long)n;
+		if (*p++ != ',')
+			return -1;
+	}
+}

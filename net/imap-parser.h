@@ -170,4 +170,8 @@ bool imap_arg_atom_is(const struct imap_arg *a, const char *s);
 int imap_arg_u64(const struct imap_arg *a, uint64_t *r);
 int imap_arg_u32(const struct imap_arg *a, uint32_t *r);
 
+/* Expand a uid-set ("4,7:9", RFC 4315; a range in either order is ascending) into out:
+ * how many UIDs, or -1 if s is not a uid-set or holds more than max. */
+long imap_uidset_expand(const char *s, uint32_t *out, size_t max);
+
 #endif

@@ -84,6 +84,8 @@ struct imap {
 	struct search_collect *search;
 	uint32_t appenduid; /* from the last [APPENDUID v uid] code (RFC 4315) */
 	uint32_t copyuid;   /* from the last [COPYUID v src dst] code, one message only */
+	uint32_t *cu_src, *cu_dst; /* the whole last COPYUID: cu_n source -> destination UIDs */
+	size_t cu_n;
 };
 
 static void
@@ -499,6 +501,31 @@ handle_search(struct imap *c, const struct imap_response *r, bool esearch)
 	return IMAP_OK;
 }
 
+
+/* Keep the mapping of a COPYUID code (bounded: a set of more UIDs than one command of ours
+ * names is ignored, and then no UID is known). */
+static void
+copyuid_sets(struct imap *c, const char *src, const char *dst)
+{
+	c->cu_n = 0;
+	if (src == NULL || dst == NULL)
+		return;
+	if (c->cu_src == NULL) {
+		c->cu_src = malloc(IMAP_COPYUID_MAX * sizeof(uint32_t));
+		c->cu_dst = malloc(IMAP_COPYUID_MAX * sizeof(uint32_t));
+		if (c->cu_src == NULL || c->cu_dst == NULL) {
+			free(c->cu_src);
+			free(c->cu_dst);
+			c->cu_src = c->cu_dst = NULL;
+			return;
+		}
+	}
+	long ns = imap_uidset_expand(src, c->cu_src, IMAP_COPYUID_MAX);
+	long nd = imap_uidset_expand(dst, c->cu_dst, IMAP_COPYUID_MAX);
+	if (ns > 0 && ns == nd)
+		c->cu_n = (size_t)ns;
+}
+
 static void
 handle_code(struct imap *c, const struct imap_response *r)
 {
@@ -519,6 +546,7 @@ handle_code(struct imap *c, const struct imap_response *r)
 		c->copyuid = imap_arg_u64(&r->code_args[2], &u) == 0 && u > 0 && u <= UINT32_MAX
 				     ? (uint32_t)u
 				     : 0;
+		copyuid_sets(c, imap_arg_str(&r->code_args[1]), imap_arg_str(&r->code_args[2]));
 		return;
 	}
 	if (strcmp(r->code, "APPENDUID") == 0 && r->code_nargs >= 2) {
@@ -939,6 +967,8 @@ imap_close(struct imap **cp)
 	buf_free(&c->caps);
 	buf_free(&c->enabled);
 	free(c->slots);
+	free(c->cu_src);
+	free(c->cu_dst);
 	free(c);
 	*cp = NULL;
 }
@@ -1292,9 +1322,20 @@ uint32_t
 imap_copyuid(struct imap *c, bool reset)
 {
 	uint32_t u = c->copyuid;
-	if (reset)
+	if (reset) {
 		c->copyuid = 0;
+		c->cu_n = 0;
+	}
 	return u;
+}
+
+uint32_t
+imap_copyuid_of(struct imap *c, uint32_t src)
+{
+	for (size_t i = 0; i < c->cu_n; i++)
+		if (c->cu_src[i] == src)
+			return c->cu_dst[i];
+	return 0;
 }
 
 enum imap_err

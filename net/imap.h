@@ -140,6 +140,10 @@ enum imap_err imap_noop(struct imap *c);
 /* The destination UID of the last COPY or MOVE of a single message (COPYUID, RFC 4315),
  * or 0; reset: clear it (call before the command). */
 uint32_t imap_copyuid(struct imap *c, bool reset);
+/* The destination UID of source UID src in the last COPYUID (any number of messages, up
+ * to IMAP_COPYUID_MAX), or 0. */
+#define IMAP_COPYUID_MAX 4096
+uint32_t imap_copyuid_of(struct imap *c, uint32_t src);
 
 /* Supplies message bytes: fills buf with up to len bytes, returns how many (> 0), or 0 / -1
  * when the source ends or fails. */

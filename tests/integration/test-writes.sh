@@ -383,6 +383,30 @@ else
 	bad "a: cp into fresh folders: $(imap_state alice msgs "W${tag}Fresh" | wc -l) and $(imap_state alice msgs "W${tag}Fresh2" | wc -l) there"
 fi
 
+# Moves queued offline, several of one folder to one other: replayed as one UID MOVE of a
+# UID set; every message in the target once, with its bytes, none left in the source.
+for i in 1 2 3 4 5 6; do msg a "msg-many-$i" "many $i" >"$work/many-$i.eml"; done
+cp "$work"/many-?.eml "$M/W${tag}Fresh/" || bad "a: cp of six messages failed"
+fresh_has() { [ "$(imap_state alice msgs "W${tag}Fresh" | wc -l)" = "$1" ]; }
+wait_for 30 fresh_has 7 || bad "a: the six did not reach the server"
+relay_stop
+wait_for 30 status_is alice state offline || bad "a: the account did not go offline"
+mv "$M/W${tag}Fresh"/*many* "$M/W${tag}Fresh2/" || bad "a: mv of six messages failed"
+relay_start || bad "relay did not start again"
+if wait_drained alice 60 && [ "$(imap_state alice msgs "W${tag}Fresh" | wc -l)" = 1 ] &&
+	imap_state alice count-mid "W${tag}Fresh2" "msg-many-" >"$work/many.mids" &&
+	[ "$(grep -c '^1 ' "$work/many.mids")" = 6 ] && [ "$(wc -l <"$work/many.mids")" = 6 ]; then
+	ok "a: six moves queued offline: each in the target once"
+else
+	bad "a: six moves: source $(imap_state alice msgs "W${tag}Fresh" | wc -l), target: $(xargs <"$work/many.mids")"
+fi
+same=0
+for i in 1 2 3 4 5 6; do
+	f=$(grep -l "msg-many-$i\." "$M/W${tag}Fresh2"/*.eml 2>/dev/null | head -1)
+	[ -n "$f" ] && cmp -s <(tr -d '\r' <"$f") "$work/many-$i.eml" && same=$((same + 1))
+done
+[ "$same" = 6 ] && ok "a: the moved messages read back with their bytes" || bad "a: $same of 6 moved messages read back right"
+
 # --- 2. offline, then online ------------------------------------------------------------------------
 relay_stop
 wait_for 30 status_is alice state offline || bad "b: the account did not go offline"

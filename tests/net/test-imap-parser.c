@@ -1142,7 +1142,38 @@ test_fetch_attr(void **state)
 		assert_string_equal(a.idate, "17-Jul-1996 02:44:25 -0700");
 		assert_string_equal(a.flags, "(null)");
 		imap_parser_free(&a.p);
+
 	}
+}
+
+
+/* uid-sets of COPYUID codes (RFC 4315). */
+static void
+test_uidset(void **state)
+{
+	(void)state;
+	uint32_t u[8];
+	assert_int_equal(imap_uidset_expand("7", u, 8), 1);
+	assert_int_equal(u[0], 7);
+	assert_int_equal(imap_uidset_expand("4,7:9,2", u, 8), 5);
+	uint32_t want[] = {4, 7, 8, 9, 2};
+	assert_memory_equal(u, want, sizeof(want));
+	assert_int_equal(imap_uidset_expand("9:7", u, 8), 3); /* either order: ascending */
+	assert_int_equal(u[0], 7);
+	assert_int_equal(u[2], 9);
+	assert_int_equal(imap_uidset_expand("4294967295", u, 8), 1);
+	assert_int_equal(u[0], 4294967295u);
+	/* More than max (a hostile range), zero, too large, syntax: refused. */
+	assert_int_equal(imap_uidset_expand("1:9", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("1:4294967295", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("0", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("4294967296", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("3,", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("3:", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("3:*", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("1 2", u, 8), -1);
+	assert_int_equal(imap_uidset_expand("1,,2", u, 8), -1);
 }
 
 int
@@ -1157,6 +1188,7 @@ main(void)
 	    cmocka_unit_test(test_abort),         cmocka_unit_test(test_reset),
 	    cmocka_unit_test(test_limits),        cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_incomplete),    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_uidset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
