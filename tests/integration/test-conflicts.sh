@@ -16,55 +16,11 @@
 set -euo pipefail
 
 mailfs=$1
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
-# shellcheck disable=SC1091
-. "$MAILFS_SERVER_DIR/ports"
+# shellcheck source=tests/integration/lib.sh
+. "$(dirname "$0")/lib.sh"
+lib_init conflicts
+on_cleanup 'for b in "${boxes[@]}"; do dova mailbox delete -u alice -s "$b" >/dev/null 2>&1; done'
 
-work=$(mktemp -d /tmp/mailfs-conflicts.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-daemon=
-relay_pid=
-relay_port=$((IMAPS + 90))
-cleanup() {
-	if mountpoint -q "$mnt"; then fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" || true; fi
-	[ -n "$daemon" ] && { kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true; }
-	relay_stop
-	for b in "${boxes[@]}"; do $DOVEADM mailbox delete -u alice -s "$b" >/dev/null 2>&1 || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
-dova() { $DOVEADM "$@"; }
-relay_start() {
-	rm -f "$work/relay.pid"
-	python3 "$top/scripts/servers/relay.py" "$work/relay.pid" "$relay_port:$IMAPS" \
-		>>"$work/relay.log" 2>&1 &
-	relay_pid=$!
-	for _ in $(seq 100); do [ -s "$work/relay.pid" ] && return 0; sleep 0.05; done
-	return 1
-}
-relay_stop() {
-	if [ -n "$relay_pid" ]; then
-		kill "$relay_pid" 2>/dev/null || true
-		wait "$relay_pid" 2>/dev/null || true
-		relay_pid=
-	fi
-}
-status_is() { # account key value
-	grep -A40 "^\[account $1\]" "$mnt/.status" | grep -m1 "^$2 " | grep -q "= $3\$"
-}
-wait_for() { # seconds, command...
-	local s=$1
-	shift
-	for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 # Subjects of the messages of a server folder, one per line.
 subjects() { dova fetch -u alice 'hdr.subject' mailbox "$1" 2>/dev/null | sed -n 's/^hdr.subject: //p'; }
 
@@ -87,9 +43,7 @@ ca_file = $CA
 poll = 5s
 EOF
 relay_start || { bad "relay did not start"; exit 1; }
-"$mailfs" -f -o config="$work/config" "$mnt" >>"$work/daemon.log" 2>&1 &
-daemon=$!
-if wait_for 60 sh -c "ls '$mnt/alice/Edit$tag' 2>/dev/null | grep -q orig" &&
+if mount_start "$work/config" && wait_for 60 sh -c "ls '$mnt/alice/Edit$tag' 2>/dev/null | grep -q orig" &&
 	wait_for 30 sh -c "ls '$mnt/alice/Src$tag' 2>/dev/null | grep -q moving"; then
 	ok "mounted, first sync done"
 else
@@ -109,10 +63,11 @@ sed -i "s/body of orig-$tag/edited offline $tag/" "$edit" || bad "sed -i while o
 moving=$(ls "$mnt/alice/Src$tag/"*.eml)
 mv "$moving" "$mnt/alice/Dst$tag/" || bad "mv while offline failed"
 # .status may be a few ms old: give it a moment to show the queue.
-if wait_for 5 sh -c "! grep -A40 '^\[account alice\]' '$mnt/.status' | grep -m1 '^journal ' | grep -q '= 0\$'"; then
+queued() { [ -n "$(status_get alice journal)" ] && ! status_is alice journal 0; }
+if wait_for 5 queued; then
 	ok "offline: changes queued"
 else
-	bad "nothing queued while offline: $(grep -A40 '^\[account alice\]' "$mnt/.status" | grep -E '^(state|journal)')"
+	bad "nothing queued while offline: state $(status_get alice state), journal $(status_get alice journal)"
 fi
 
 # --- meanwhile another client changes the server --------------------------------------------
@@ -123,8 +78,8 @@ dova expunge -u alice mailbox "Src$tag" all
 
 # --- back online: replayed -------------------------------------------------------------------
 relay_start || bad "relay did not start again"
-if wait_for 60 status_is alice journal 0; then ok "back online: the journal drained"; else
-	bad "journal not drained: $(grep -A30 '^\[account alice\]' "$mnt/.status" | grep journal)"
+if wait_drained alice 60; then ok "back online: the journal drained"; else
+	bad "journal not drained: $(status_get alice journal) $(status_get alice journal_error)"
 fi
 if [ "$(subjects "Project$tag")" = "follows-$tag" ]; then
 	ok "a change to a folder renamed on the server followed it"
@@ -136,7 +91,7 @@ if [ "$(dova search -u alice mailbox INBOX header message-id "orphan-$tag@confli
 else
 	bad "orphan not in INBOX exactly once"
 fi
-if grep -A40 '^\[account alice\]' "$mnt/.status" | grep '^journal_note' | grep -q INBOX; then
+if status_get alice journal_note | grep -q INBOX; then
 	ok ".status says where it went"
 else
 	bad ".status note: $(grep journal_note "$mnt/.status")"
@@ -159,5 +114,4 @@ else
 	bad "mount folders: $(ls "$mnt/alice" | tr '\n' ' ')"
 fi
 
-echo "$failures failure(s)"
-[ "$failures" -eq 0 ]
+finish "conflicts e2e"
