@@ -473,6 +473,19 @@ do_move(struct run *u, struct journal_entry *e)
 	 * the cache holds is appended instead; without a cached body there is nothing left. */
 	if (store_begin(s) < 0)
 		return STEP_KEEP;
+	/* Read again inside the transaction: the row may have been renamed or changed
+	 * through the mount during the round trips above, and saving the old copy would
+	 * undo that. Changed into something else: its own entry takes it from here. */
+	int64_t was_uid = m.orig_uid;
+	if (store_msg_get(s, e->msg_id, &m) != 0 || m.state != STORE_MSG_MOVING ||
+	    m.orig_uid != was_uid) {
+		int dr = journal_done(s, e->id);
+		if (dr < 0 || store_commit(s) < 0) {
+			store_rollback(s);
+			return STEP_KEEP;
+		}
+		return STEP_DONE;
+	}
 	int rc;
 	bool removed = false;
 	if (m.has_body) {
