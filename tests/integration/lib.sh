@@ -17,6 +17,12 @@
 #   status_is ACCT KEY VALUE   .status of the mount says KEY = VALUE for [account ACCT]
 #   status_get ACCT KEY      the value
 #   wait_drained ACCT SECONDS  the account's journal is empty (after .status was rebuilt)
+#   wait_synced ACCT SECONDS   .status says first_sync = done for the account
+#   fake_start SCRIPT MODE [ARGS...]   a scripted server of this directory (fake-imap.py,
+#                            fake-smtp.py, tls-reset.py: SCRIPT MODE PORTFILE LOG [ARGS...])
+#                            in the background, stopped at exit; sets $fport and $flog
+#                            ($work/fake-MODE.log) once it listens (exit 1 after 10 s)
+#   bg_track PID             kill PID at exit
 #   dova ARGS...             doveadm of the test servers
 #   imap_state USER ARGS...  tests/integration/imap-state.py: the server's view over IMAP
 #
@@ -33,7 +39,10 @@ daemon=
 relay_pid=
 relay_port=
 failures=0
+fport=
+flog=
 _lib_cleanups=()
+_lib_pids=()
 
 lib_init() { # name
 	: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
@@ -55,7 +64,8 @@ _lib_cleanup() {
 	fi
 	unmount
 	relay_stop
-	local c
+	local c p
+	for p in "${_lib_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	for c in "${_lib_cleanups[@]}"; do eval "$c" || true; done
 	[ -n "$work" ] && rm -rf "$work"
 }
@@ -139,6 +149,27 @@ status_is() { # account key value
 wait_drained() { # account seconds
 	sleep 1.1 # .status is rebuilt at most once a second
 	wait_for "$2" status_is "$1" journal 0
+}
+
+wait_synced() { # account seconds
+	wait_for "$2" status_is "$1" first_sync done
+}
+
+bg_track() { _lib_pids+=("$1"); }
+
+fake_start() { # script mode [args...]
+	local script=$1 mode=$2
+	shift 2
+	rm -f "$work/fport"
+	flog=$work/fake-$mode.log
+	: >"$flog"
+	python3 "$here/$script" "$mode" "$work/fport" "$flog" "$@" >>"$work/fake.out" 2>&1 &
+	bg_track $!
+	if ! wait_for 10 test -s "$work/fport"; then
+		bad "$script $mode did not start: $(tail -3 "$work/fake.out")"
+		exit 1
+	fi
+	fport=$(cat "$work/fport")
 }
 
 dova() { $DOVEADM "$@"; }

@@ -11,22 +11,8 @@ set -euo pipefail
 
 tool=$1
 mailfs=$2
-here=$(cd "$(dirname "$0")" && pwd)
-: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
-# shellcheck disable=SC1091
-. "$MAILFS_SERVER_DIR/ports"
-
-work=$(mktemp -d /tmp/mailfs-it.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
+lib_init it
 
 imap() { "$tool" -h "$HOST" -c "$CA" "$@"; }
 alice() { imap -p "$IMAPS" -s -u alice -w "$ALICE_PASS" "$@"; }
@@ -131,16 +117,7 @@ if "$tool" -h "$HOST" -u alice -w "$ALICE_PASS" -p "$IMAPS_SELFSIGNED" -s -k log
 else bad "tls_verify = no: $(cat "$work/err")"; fi
 
 # --- scripted hostile server -------------------------------------------------------------
-fake() { # mode -> starts the fake server, sets fport and flog
-	local mode=$1
-	rm -f "$work/fport"
-	flog="$work/fake-$mode.log"
-	: >"$flog"
-	"$here/fake-imap.py" "$mode" "$work/fport" "$flog" &
-	pids+=($!)
-	for _ in $(seq 100); do [ -s "$work/fport" ] && break; sleep 0.05; done
-	fport=$(cat "$work/fport")
-}
+fake() { fake_start fake-imap.py "$1"; }
 fake nostarttls
 if "$tool" -h 127.0.0.1 -p "$fport" -u alice -w secret login >/dev/null 2>"$work/err"; then
 	bad "server without STARTTLS: logged in"
@@ -204,5 +181,4 @@ else
 	bad "check-config with a wrong password: $(cat "$work/err")"
 fi
 
-echo "$failures failure(s)"
-[ "$failures" = 0 ]
+finish

@@ -11,41 +11,11 @@ set -euo pipefail
 
 mailfs=$1
 tool=$2
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
-# shellcheck disable=SC1091
-. "$MAILFS_SERVER_DIR/ports"
-
-work=$(mktemp -d /tmp/mailfs-e2e.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-daemon=
-pids=()
-unmount() {
-	if mountpoint -q "$mnt"; then
-		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
-	fi
-	if [ -n "$daemon" ]; then
-		for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$daemon" 2>/dev/null || true
-		wait "$daemon" 2>/dev/null || true
-		daemon=
-	fi
-}
-cleanup() {
-	unmount
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null 2>&1 || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
+lib_init e2e
+# The test stops the servers in the middle: whatever happens, they run again at the end.
+on_cleanup 'MAILFS_PORT_BASE=$IMAP "$top/scripts/test-servers" start "$MAILFS_SERVER_DIR" >/dev/null 2>&1'
 alice_imap() { "$tool" -h "$HOST" -p "$IMAPS" -s -c "$CA" -u alice -w "$ALICE_PASS" "$@"; }
-dova() { $DOVEADM "$@"; }
 
 word=zqxj$$${RANDOM}planted
 # Plant a word in three messages of three folders (one with a non-ASCII name).
@@ -79,30 +49,7 @@ poll = 5s
 folders = INBOX
 EOF
 
-start_mount() { # extra args...
-	"$mailfs" -f -o config="$work/config" "$@" "$mnt" >>"$work/daemon.log" 2>&1 &
-	daemon=$!
-	for _ in $(seq 200); do
-		mountpoint -q "$mnt" && return 0
-		kill -0 "$daemon" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-wait_synced() { # account, seconds
-	local i
-	for i in $(seq $(($2 * 10))); do
-		grep -A3 "^\[account $1\]" "$mnt/.status" 2>/dev/null | grep -q 'first_sync *= done' && return 0
-		sleep 0.1
-	done
-	return 1
-}
-wait_for() { # seconds, command...
-	local s=$1
-	shift
-	for _ in $(seq $((s * 10))); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
+start_mount() { mount_start "$work/config" "$@"; }
 
 # --- mount and first sync ----------------------------------------------------------------
 if start_mount && wait_synced alice 120 && wait_synced lazy 60; then
@@ -339,10 +286,7 @@ MAILFS_SERVER_DIR=$MAILFS_SERVER_DIR "$top/scripts/seed" alice 3000 Bulk >/dev/n
 sed -i "s|^cache_dir = .*|cache_dir = $work/cache3|" "$work/config"
 start_mount
 sleep 1.5
-kill -9 "$daemon"
-wait "$daemon" 2>/dev/null || true
-daemon=
-fusermount3 -uz "$mnt" 2>/dev/null || true
+daemon_kill9
 if start_mount && wait_synced alice 180; then
 	want=$(alice_imap status Bulk | awk '{print $2}')
 	find "$mnt/alice/Bulk" -type f -name '*.eml' -printf '%f\n' | cut -d_ -f3 | sort -n >"$work/uids"
@@ -356,23 +300,17 @@ fi
 unmount
 
 # --- hostile folder names cannot escape the tree --------------------------------------------
-rm -f "$work/fport"
-"$here/fake-imap.py" hostilenames "$work/fport" "$work/hostile.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/fport" ] && break; sleep 0.05; done
+fake_start fake-imap.py hostilenames
 cat >"$work/config.evil" <<EOF
 cache_dir = $work/cache4
 [account evil]
-imap = imap://127.0.0.1:$(cat "$work/fport")
+imap = imap://127.0.0.1:$fport
 tls = off
 user = x
 password = y
 EOF
 chmod 600 "$work/config.evil"
-"$mailfs" -f -o config="$work/config.evil" "$mnt" >>"$work/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.05; done
-if wait_synced evil 30; then
+if mount_start "$work/config.evil" && wait_synced evil 30; then
 	find "$mnt/evil" >"$work/evil.find"
 	escaped=$(find "$mnt/evil" -name '..' -o -name '.' | wc -l)
 	outside=$(grep -cv "^$mnt/evil" "$work/evil.find" || true)
@@ -387,5 +325,4 @@ else
 fi
 unmount
 
-echo "$failures failure(s)"
-[ "$failures" = 0 ]
+finish

@@ -8,41 +8,11 @@
 set -euo pipefail
 
 mailfs=$1
-: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
-# shellcheck disable=SC1091
-. "$MAILFS_SERVER_DIR/ports"
+. "$(dirname "$0")/lib.sh"
+lib_init outbox
 postfix_cmd() { postfix -c "$MAILFS_SERVER_DIR/postfix" "$@" >/dev/null 2>&1; }
-
-work=$(mktemp -d /tmp/mailfs-outbox.XXXXXX)
-mnt=$work/mnt
-mkdir -p "$mnt"
-daemon=
-unmount() {
-	if mountpoint -q "$mnt"; then
-		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
-	fi
-	if [ -n "$daemon" ]; then
-		for _ in $(seq 100); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$daemon" 2>/dev/null || true
-		wait "$daemon" 2>/dev/null || true
-		daemon=
-	fi
-}
-cleanup() {
-	unmount
-	postfix_cmd status || postfix_cmd start || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
-check() { # description, command...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
-}
+# The test stops Postfix in the middle: whatever happens, it runs again at the end.
+on_cleanup 'postfix_cmd status || postfix_cmd start'
 
 cat >"$work/config" <<EOF
 cache_dir = $work/cache
@@ -82,15 +52,11 @@ folders = INBOX
 EOF
 
 start() {
-	"$mailfs" -f -o config="$work/config" "$mnt" 2>>"$work/daemon.log" &
-	daemon=$!
-	for _ in $(seq 150); do
-		[ -d "$mnt/alice/outbox" ] && return 0
-		sleep 0.1
-	done
-	bad "mount did not come up"
-	cat "$work/daemon.log"
-	exit 1
+	if ! mount_start "$work/config" || ! wait_for 15 test -d "$mnt/alice/outbox"; then
+		bad "mount did not come up"
+		cat "$work/daemon.log"
+		exit 1
+	fi
 }
 
 # Files in a Maildir (new and cur) holding Message-ID <id>.
@@ -109,21 +75,9 @@ file_in() { # maildir, id
 	done
 	return 1
 }
-wait_count() { # maildir, id, n, seconds
-	local i
-	for i in $(seq $(($4 * 10))); do
-		[ "$(count_in "$1" "$2")" -ge "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-wait_gone() { # path, seconds
-	for _ in $(seq $(($2 * 10))); do
-		[ -e "$1" ] || return 0
-		sleep 0.1
-	done
-	return 1
-}
+count_at_least() { [ "$(count_in "$1" "$2")" -ge "$3" ]; } # maildir, id, n
+wait_count() { wait_for "$4" count_at_least "$1" "$2" "$3"; } # maildir, id, n, seconds
+wait_gone() { wait_for "$2" test ! -e "$1"; } # path, seconds
 body_of() { sed '1,/^$/d' "$1"; } # everything after the first empty line
 bob_inbox=$MAILDIR_BOB
 alice_inbox=$MAILDIR_ALICE
@@ -365,5 +319,4 @@ if grep -qF -e "$ALICE_PASS" -e "$plain64" -e "$pass64" "$work/daemon.log"; then
 else
 	ok "no password in the traces (plain or base64)"
 fi
-echo "outbox e2e: $failures failure(s)"
-[ "$failures" -eq 0 ]
+finish "outbox e2e"

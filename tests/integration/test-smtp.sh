@@ -12,22 +12,8 @@
 set -euo pipefail
 
 tool=$1
-here=$(cd "$(dirname "$0")" && pwd)
-: "${MAILFS_SERVER_DIR:?start the servers first: scripts/test-servers start DIR and export MAILFS_SERVER_DIR=DIR}"
-# shellcheck disable=SC1091
-. "$MAILFS_SERVER_DIR/ports"
-
-work=$(mktemp -d /tmp/mailfs-smtp-it.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-failures=0
-ok() { printf 'ok   %s\n' "$*"; }
-bad() { printf 'FAIL %s\n' "$*"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
+lib_init smtp-it
 
 smtp() { timeout 120 "$tool" -h "$HOST" -c "$CA" "$@"; }
 alice_sub() { smtp -p "$SUBMISSION" -u alice -w "$ALICE_PASS" "$@"; }
@@ -197,16 +183,7 @@ expect_tls_failure "untrusted CA" -p "$SUBMISSIONS" -s -c "$OTHER_CA"
 expect_tls_failure "STARTTLS, untrusted CA" -p "$SUBMISSION" -c "$OTHER_CA"
 
 # --- scripted hostile server --------------------------------------------------------------
-fake() { # mode -> starts the fake server, sets fport and flog
-	local mode=$1
-	rm -f "$work/fport"
-	flog="$work/fake-$mode.log"
-	: >"$flog"
-	"$here/fake-smtp.py" "$mode" "$work/fport" "$flog" &
-	pids+=($!)
-	for _ in $(seq 100); do [ -s "$work/fport" ] && break; sleep 0.05; done
-	fport=$(cat "$work/fport")
-}
+fake() { fake_start fake-smtp.py "$1"; }
 ftool() { # args... -> rc in frc, output in work/out and work/err
 	set +e
 	timeout 60 "$tool" -h 127.0.0.1 -p "$fport" -T 5000 "$@" >"$work/out" 2>"$work/err"
@@ -306,5 +283,4 @@ for mode in longline garbage mismatch silent; do
 	else bad "hostile server ($mode): exit status $frc: $(head -c 300 "$work/err")"; fi
 done
 
-echo "$failures failure(s)"
-[ "$failures" = 0 ]
+finish
