@@ -3,6 +3,8 @@
 sends. Serves one connection on 127.0.0.1 (port written to PORTFILE), logs every line the
 client sends to LOGFILE, and behaves according to MODE:
 
+  fake-imap.py MODE PORTFILE LOGFILE
+
   nostarttls   plaintext greeting without STARTTLS in the capabilities
   preauth      plaintext PREAUTH greeting
   hugeliteral  after login, answers LIST with a literal announcing 10^15 bytes
@@ -17,8 +19,10 @@ client sends to LOGFILE, and behaves according to MODE:
 Login is accepted in plaintext here (LOGINDISABLED is not advertised) so that a client that
 would send credentials in the clear is caught: the log then holds its LOGIN line.
 """
-import socket
-import sys
+import fakeserver
+
+MODES = {"nostarttls", "preauth", "hugeliteral", "longline", "garbage", "deepnest",
+         "badnumber", "bye", "hostilenames"}
 
 
 HOSTILE = [
@@ -34,13 +38,8 @@ HOSTILE = [
 
 def serve_hostile(conn, log):
     """A minimal well-formed server whose folder names are hostile."""
-    rfile = conn.makefile("rb")
     conn.sendall(b"* OK [CAPABILITY IMAP4rev1] hostile names\r\n")
-    while True:
-        line = rfile.readline()
-        if not line:
-            return
-        log.write(line)
+    for line in fakeserver.lines(conn, log):
         parts = line.split(b" ", 2)
         tag = parts[0]
         cmd = parts[1].strip().upper() if len(parts) > 1 else b""
@@ -62,52 +61,21 @@ def serve_hostile(conn, log):
         conn.sendall(out)
 
 
-def hostile_forever(srv, log):
-    import threading
-    srv.settimeout(None)
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=lambda c=conn: (serve_hostile(c, log), c.close()),
-                         daemon=True).start()
-
-
 def main():
-    mode, portfile, logfile = sys.argv[1:4]
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    with open(portfile + ".tmp", "w") as f:
-        f.write(str(srv.getsockname()[1]))
-    import os
-    os.rename(portfile + ".tmp", portfile)
+    mode, portfile, logfile, _ = fakeserver.args("fake-imap.py MODE PORTFILE LOGFILE", MODES)
+    srv = fakeserver.listen(portfile)
+    log = fakeserver.open_log(logfile)
     if mode == "hostilenames":
-        hostile_forever(srv, open(logfile, "ab", buffering=0))
+        fakeserver.serve_forever(srv, lambda conn: serve_hostile(conn, log))
         return
-    srv.settimeout(30)
-    conn, _ = srv.accept()
-    conn.settimeout(10)
-    log = open(logfile, "ab", buffering=0)
-    rfile = conn.makefile("rb")
-
-    def send(data):
-        try:
-            conn.sendall(data)
-        except OSError:
-            pass
+    conn = fakeserver.accept_one(srv)
+    send = fakeserver.sender(conn)
 
     if mode == "preauth":
         send(b"* PREAUTH [CAPABILITY IMAP4rev1] logged in already\r\n")
     else:
         send(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN LOGIN] fake server ready\r\n")
-    while True:
-        try:
-            line = rfile.readline()
-        except OSError:
-            break
-        if not line:
-            break
-        log.write(line)
+    for line in fakeserver.lines(conn, log):
         parts = line.split(b" ", 2)
         tag = parts[0]
         cmd = parts[1].strip().upper() if len(parts) > 1 else b""

@@ -3,6 +3,8 @@
 does. Serves one connection on 127.0.0.1 (port written to PORTFILE), logs every line the
 client sends to LOGFILE, and behaves according to MODE:
 
+  fake-smtp.py MODE PORTFILE LOGFILE
+
   nostarttls   EHLO offers AUTH PLAIN LOGIN but no STARTTLS (the client must stop there)
   rcpt4xx      PIPELINING; RCPT answered 451 (first) and 550 (others); DATA 554
   data354      PIPELINING; every RCPT refused with 550, but DATA answered 354
@@ -20,32 +22,20 @@ Plaintext throughout (clients use tls = off, except against nostarttls): a clien
 would send AUTH or MAIL in the clear is caught by the log.
 """
 import base64
-import os
-import socket
-import sys
 import time
+
+import fakeserver
+
+MODES = {"nostarttls", "rcpt4xx", "data354", "close421", "longline", "garbage", "closedata",
+         "mismatch", "xoauth2", "xoauth2ok", "silent", "ok"}
 
 
 def main():
-    mode, portfile, logfile = sys.argv[1:4]
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    with open(portfile + ".tmp", "w") as f:
-        f.write(str(srv.getsockname()[1]))
-    os.rename(portfile + ".tmp", portfile)
-    srv.settimeout(30)
-    conn, _ = srv.accept()
-    conn.settimeout(20)
-    log = open(logfile, "ab", buffering=0)
-    rfile = conn.makefile("rb")
-
-    def send(data):
-        try:
-            conn.sendall(data)
-        except OSError:
-            pass
+    mode, portfile, logfile, _ = fakeserver.args("fake-smtp.py MODE PORTFILE LOGFILE", MODES)
+    srv = fakeserver.listen(portfile)
+    conn = fakeserver.accept_one(srv, timeout=20)
+    log = fakeserver.open_log(logfile)
+    send = fakeserver.sender(conn)
 
     if mode == "garbage":
         send(bytes(range(256)) * 16)
@@ -62,14 +52,8 @@ def main():
         exts.append(b"AUTH PLAIN LOGIN")
     nrcpt = 0
     in_data = False
-    while True:
-        try:
-            line = rfile.readline()
-        except OSError:
-            break
-        if not line:
-            break
-        log.write(line)
+    client = fakeserver.lines(conn, log)
+    for line in client:
         if in_data:
             if mode == "closedata":
                 conn.close()
@@ -99,8 +83,7 @@ def main():
             if mode == "xoauth2" and line.upper().startswith(b"AUTH XOAUTH2"):
                 js = b'{"status":"401","schemes":"bearer","scope":"https://mail.example/"}'
                 send(b"334 " + base64.b64encode(js) + b"\r\n")
-                nxt = rfile.readline()
-                log.write(nxt)
+                nxt = next(client, b"")
                 if nxt == b"\r\n":
                     send(b"535 5.7.8 Username and Password not accepted\r\n")
                 else:

@@ -27,16 +27,9 @@ lib_init entry
 
 cert=$MAILFS_SERVER_DIR/certs/server.pem
 key=$MAILFS_SERVER_DIR/certs/server.key
-reset_pids=()
-on_cleanup 'for p in "${reset_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
-
-reset_start() { # proto: a server on port $reset_port (not in a subshell: its pid is kept)
-	rm -f "$work/reset-$1.port"
-	python3 "$here/tls-reset.py" "$1" "$cert" "$key" "$work/reset-$1.port" "$work/reset-$1.log" \
-		>>"$work/reset.log" 2>&1 &
-	reset_pids+=($!)
-	wait_for 10 test -s "$work/reset-$1.port" || { bad "tls-reset.py $1 did not start"; exit 1; }
-	reset_port=$(cat "$work/reset-$1.port")
+reset_start() { # proto: a TLS server that resets, on port $reset_port (killed at exit)
+	fake_start tls-reset.py "$1" "$cert" "$key"
+	reset_port=$fport
 }
 
 # An exit status and stderr that are one clear line, not a death by signal.
