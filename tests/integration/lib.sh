@@ -23,6 +23,9 @@
 #                            in the background, stopped at exit; sets $fport and $flog
 #                            ($work/fake-MODE.log) once it listens (exit 1 after 10 s)
 #   bg_track PID             kill PID at exit
+#   account_conf NAME[=USER] [LINES...]   a config block [account NAME] with LINES (server
+#                            URLs, options), then USER's login on the test servers (user,
+#                            password_cmd, ca_file); USER (default NAME) is alice or bob
 #   dova ARGS...             doveadm of the test servers
 #   imap_state USER ARGS...  tests/integration/imap-state.py: the server's view over IMAP
 #
@@ -170,6 +173,19 @@ fake_start() { # script mode [args...]
 		exit 1
 	fi
 	fport=$(cat "$work/fport")
+}
+
+account_conf() { # name[=user] [lines...]
+	local name=${1%%=*} user=${1#*=} pass
+	shift
+	case $user in
+	alice) pass=$ALICE_PASS ;;
+	bob) pass=$BOB_PASS ;;
+	*) echo "account_conf: no test login for '$user'" >&2; return 1 ;;
+	esac
+	echo "[account $name]"
+	[ $# -eq 0 ] || printf '%s\n' "$@"
+	printf 'user = %s\npassword_cmd = echo %s\nca_file = %s\n' "$user" "$pass" "$CA"
 }
 
 dova() { $DOVEADM "$@"; }

@@ -33,15 +33,10 @@ msg() { # subject
 msg "orig-$tag" | dova save -u alice -m "Edit$tag"
 msg "moving-$tag" | dova save -u alice -m "Src$tag"
 
-cat >"$work/config" <<EOF
-cache_dir = $work/cache
-[account alice]
-imap = imaps://localhost:$relay_port
-user = alice
-password_cmd = echo $ALICE_PASS
-ca_file = $CA
-poll = 5s
-EOF
+{
+	echo "cache_dir = $work/cache"
+	account_conf alice "imap = imaps://localhost:$relay_port" "poll = 5s"
+} >"$work/config"
 relay_start || { bad "relay did not start"; exit 1; }
 if mount_start "$work/config" && wait_for 60 sh -c "ls '$mnt/alice/Edit$tag' 2>/dev/null | grep -q orig" &&
 	wait_for 30 sh -c "ls '$mnt/alice/Src$tag' 2>/dev/null | grep -q moving"; then

@@ -47,15 +47,11 @@ one_line_error() { # what, rc, stderr file, pattern
 }
 
 config() { # file, imap URL, smtp URL or "", [extra lines]
+	local smtp=()
+	[ -z "$3" ] || smtp=("smtp = $3")
 	{
 		echo "cache_dir = $work/cache-$(basename "$1")"
-		echo "[account alice]"
-		echo "imap = $2"
-		[ -z "$3" ] || echo "smtp = $3"
-		echo "user = alice"
-		echo "password_cmd = echo $ALICE_PASS"
-		echo "ca_file = $CA"
-		[ $# -lt 4 ] || printf '%s\n' "${@:4}"
+		account_conf alice "imap = $2" "${smtp[@]}" "${@:4}"
 	} >"$1"
 }
 

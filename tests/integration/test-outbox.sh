@@ -14,42 +14,17 @@ postfix_cmd() { postfix -c "$MAILFS_SERVER_DIR/postfix" "$@" >/dev/null 2>&1; }
 # The test stops Postfix in the middle: whatever happens, it runs again at the end.
 on_cleanup 'postfix_cmd status || postfix_cmd start'
 
-cat >"$work/config" <<EOF
-cache_dir = $work/cache
-debug = yes
-[account alice]
-imap = imaps://localhost:$IMAPS
-smtp = smtp://localhost:$SUBMISSION
-user = alice
-password_cmd = echo $ALICE_PASS
-ca_file = $CA
-prefetch = none
-folders = INBOX Sent
-poll = 60s
-[account bob]
-imap = imaps://localhost:$IMAPS
-user = bob
-password_cmd = echo $BOB_PASS
-ca_file = $CA
-folders = INBOX
-poll = 5s
-[account selfsigned]
-imap = imaps://localhost:$IMAPS
-smtp = smtps://localhost:$SMTPS_SELFSIGNED
-user = alice
-password_cmd = echo $ALICE_PASS
-ca_file = $CA
-prefetch = none
-folders = INBOX
-[account wronghost]
-imap = imaps://localhost:$IMAPS
-smtp = smtps://localhost:$SMTPS_WRONGHOST
-user = alice
-password_cmd = echo $ALICE_PASS
-ca_file = $CA
-prefetch = none
-folders = INBOX
-EOF
+{
+	printf 'cache_dir = %s\ndebug = yes\n' "$work/cache"
+	account_conf alice "imap = imaps://localhost:$IMAPS" "smtp = smtp://localhost:$SUBMISSION" \
+		"prefetch = none" "folders = INBOX Sent" "poll = 60s"
+	account_conf bob "imap = imaps://localhost:$IMAPS" "folders = INBOX" "poll = 5s"
+	# Two more accounts that log in as alice, each with an SMTP server TLS must refuse.
+	account_conf selfsigned=alice "imap = imaps://localhost:$IMAPS" \
+		"smtp = smtps://localhost:$SMTPS_SELFSIGNED" "prefetch = none" "folders = INBOX"
+	account_conf wronghost=alice "imap = imaps://localhost:$IMAPS" \
+		"smtp = smtps://localhost:$SMTPS_WRONGHOST" "prefetch = none" "folders = INBOX"
+} >"$work/config"
 
 start() {
 	if ! mount_start "$work/config" || ! wait_for 15 test -d "$mnt/alice/outbox"; then

@@ -339,15 +339,10 @@ verify_run() { # run
 seed_run a
 seed_run b
 dova mailbox create -u alice "W${tag}kKill"
-cat >"$work/config" <<EOF
-cache_dir = $work/cache
-[account alice]
-imap = imaps://localhost:$relay_port
-user = alice
-password_cmd = echo $ALICE_PASS
-ca_file = $CA
-poll = 5s
-EOF
+{
+	echo "cache_dir = $work/cache"
+	account_conf alice "imap = imaps://localhost:$relay_port" "poll = 5s"
+} >"$work/config"
 relay_start || { bad "relay did not start"; exit 1; }
 seen() {
 	[ "$(ls "$M/W${tag}${1}Box" 2>/dev/null | wc -l)" = 7 ] && [ -n "$(ls "$M/W${tag}${1}Old" 2>/dev/null)" ] &&
