@@ -55,6 +55,25 @@ mount_cleanup() {
 	rm -rf --one-file-system "$mb_work"
 }
 
+# mb_start NAME: the work directory $mb_work (/tmp/mailfs-bench-NAME.XXXXXX, removed with
+# everything in it by mount_cleanup at exit), the mount point $mb_mnt, and test servers of
+# their own in $mb_work/servers, their ports sourced.
+mb_start() {
+	mb_work=$(mktemp -d "${TMPDIR:-/tmp}/mailfs-bench-$1.XXXXXX")
+	chmod 755 "$mb_work"
+	trap mount_cleanup EXIT
+	trap 'exit 130' INT TERM
+	mb_mnt=$mb_work/mnt
+	mkdir -p "$mb_mnt"
+	say "starting test servers (MAILFS_PORT_BASE=$MAILFS_PORT_BASE) in $mb_work/servers"
+	mkdir "$mb_work/servers"
+	chmod 755 "$mb_work/servers"
+	scripts/test-servers start "$mb_work/servers" >/dev/null
+	export MAILFS_SERVER_DIR=$mb_work/servers
+	# shellcheck disable=SC1091
+	. "$mb_work/servers/ports"
+}
+
 # status_get KEY: the value of `KEY = value` in the [account alice] block of MOUNT/.status,
 # empty if the file or the key is absent.
 status_get() {
@@ -456,21 +475,10 @@ bench_mount() {
 	command -v mbsync >/dev/null || die "mbsync not found (package isync; scripts/deps)"
 
 	build
-	mb_work=$(mktemp -d /tmp/mailfs-bench-mount.XXXXXX)
-	chmod 755 "$mb_work"
-	trap mount_cleanup EXIT
-	trap 'exit 130' INT TERM
-	mb_mnt=$mb_work/mnt
+	mb_start mount
 	mb_ptm=$mb_work/pt
-	mkdir -p "$mb_mnt" "$mb_ptm"
+	mkdir -p "$mb_ptm"
 	build_passthrough
-	say "starting test servers (MAILFS_PORT_BASE=$MAILFS_PORT_BASE) in $mb_work/servers"
-	mkdir "$mb_work/servers"
-	chmod 755 "$mb_work/servers"
-	scripts/test-servers start "$mb_work/servers" >/dev/null
-	export MAILFS_SERVER_DIR=$mb_work/servers
-	# shellcheck disable=SC1091
-	. "$mb_work/servers/ports"
 
 	for n in "${sizes[@]}"; do
 		bench_mount_one "$n"

@@ -212,19 +212,7 @@ bench_send() {
 	command -v msmtp >/dev/null || die "msmtp not found (package msmtp; scripts/deps)"
 	load=$(cut -d' ' -f1-3 /proc/loadavg)
 	t0_all=$SECONDS
-	mb_work=$(mktemp -d "${TMPDIR:-/tmp}/mailfs-bench-send.XXXXXX")
-	chmod 755 "$mb_work"
-	trap mount_cleanup EXIT
-	trap 'exit 130' INT TERM
-	mb_mnt=$mb_work/mnt
-	mkdir -p "$mb_mnt"
-	say "starting test servers (MAILFS_PORT_BASE=$MAILFS_PORT_BASE) in $mb_work/servers"
-	mkdir "$mb_work/servers"
-	chmod 755 "$mb_work/servers"
-	scripts/test-servers start "$mb_work/servers" >/dev/null
-	export MAILFS_SERVER_DIR=$mb_work/servers
-	# shellcheck disable=SC1091
-	. "$mb_work/servers/ports"
+	mb_start send
 	bs_stamp=$(date +%s)$$
 
 	# Interleaved, so that a slow moment of the machine hits every contender alike.
