@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "cache/account.h"
+#include "cache/idle.h"
 #include "cache/journal.h"
 #include "cache/names.h"
 #include "cache/replay.h"
@@ -59,6 +60,8 @@ struct sync {
 	pthread_cond_t cond;
 	bool stop, kick;
 	bool changes; /* the journal got entries: replay them now */
+	bool inbox;   /* the INBOX watcher heard of a change: pass INBOX now */
+	struct idle_watch *idle; /* NULL when INBOX is not mounted */
 	struct sync_status st;
 	char phase[32];
 	bool known_offline; /* the last connection attempt failed */
@@ -138,6 +141,10 @@ sync_get_status(struct sync *s, struct sync_status *r)
 	*r = s->st;
 	r->phase = s->phase; /* static storage of s; good until sync_stop */
 	pthread_mutex_unlock(&s->mu);
+	if (s->idle != NULL)
+		idle_state(s->idle, r->push, sizeof(r->push));
+	else
+		snprintf(r->push, sizeof(r->push), "none");
 }
 
 void
@@ -154,6 +161,15 @@ sync_changed(struct sync *s)
 {
 	pthread_mutex_lock(&s->mu);
 	s->changes = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+sync_inbox_changed(struct sync *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->inbox = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -179,20 +195,22 @@ sync_wait_first_pass(struct sync *s, int timeout_ms)
 }
 
 /* Wait until the deadline (CLOCK_MONOTONIC) or until stopped/kicked; with *changes_r
- * non-NULL, also until the journal got entries (then *changes_r is set and the wait
- * ends early). Returns true if stopping. */
+ * non-NULL, also until the journal got entries or the INBOX watcher heard of a change
+ * (then *changes_r / *inbox_r are set and the wait ends early). Returns true if stopping. */
 static bool
-wait_until(struct sync *s, const struct timespec *ts, bool *changes_r)
+wait_until(struct sync *s, const struct timespec *ts, bool *changes_r, bool *inbox_r)
 {
 	pthread_mutex_lock(&s->mu);
-	while (!s->stop && !s->kick && !(changes_r && s->changes))
+	while (!s->stop && !s->kick && !(changes_r && (s->changes || s->inbox)))
 		if (pthread_cond_timedwait(&s->cond, &s->mu, ts) == ETIMEDOUT)
 			break;
 	if (changes_r) {
 		*changes_r = s->changes && !s->kick;
+		*inbox_r = s->inbox && !s->kick;
 		s->changes = false;
+		s->inbox = false;
 	}
-	if (changes_r == NULL || !*changes_r)
+	if (changes_r == NULL || !(*changes_r || *inbox_r))
 		s->kick = false;
 	bool stop = s->stop;
 	pthread_mutex_unlock(&s->mu);
@@ -206,7 +224,7 @@ wait_for(struct sync *s, unsigned seconds)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += seconds;
-	return wait_until(s, &ts, NULL);
+	return wait_until(s, &ts, NULL, NULL);
 }
 
 static bool
@@ -220,8 +238,8 @@ stopping(struct sync *s)
 
 /* ---- connecting ------------------------------------------------------------------- */
 
-static struct imap *
-connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
+struct imap *
+sync_connect(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
 {
 	const struct cfg_account *a = s->acct;
 	struct imap *c = account_imap_connect(a, who, timeout_ms, err, errlen);
@@ -938,10 +956,12 @@ sync_folder(struct pass *p, struct store_folder *f)
 		f->highestmodseq = 0;
 		f->messages = 0;
 	}
+	/* Nothing changed. Without a HIGHESTMODSEQ, flags changed elsewhere show only in a
+	 * FETCH of them all: the new-message and expunge steps below skip themselves. */
 	if (f->uidvalidity == si.uidvalidity && f->uidnext == si.uidnext &&
-	    f->messages == si.exists &&
-	    (si.highestmodseq == 0 || si.highestmodseq == f->highestmodseq))
-		return 0; /* nothing changed */
+	    f->messages == si.exists && si.highestmodseq != 0 &&
+	    si.highestmodseq == f->highestmodseq)
+		return 0;
 
 	set_phase(p->s, "headers");
 	const char *items = p->condstore ? "(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ "
@@ -1115,6 +1135,27 @@ each_mailbox(struct pass *p, const struct seen_set *mailboxes,
 	return 0;
 }
 
+/* What a pass leaves: a body in flight dropped, the open transaction committed (ret 0) or
+ * rolled back. Returns ret, or -1 when the commit failed. */
+static int
+pass_end(struct pass *p, int ret)
+{
+	if (p->w != NULL)
+		store_body_end(&p->w, false);
+	if (p->in_txn) {
+		if (ret == 0) {
+			if (txn_commit(p) < 0)
+				ret = -1;
+		} else {
+			store_rollback(p->store);
+			p->in_txn = false;
+		}
+	}
+	p->mode = MODE_NONE;
+	p->failed = false;
+	return ret;
+}
+
 static int
 do_pass(struct pass *p)
 {
@@ -1137,21 +1178,25 @@ do_pass(struct pass *p)
 		goto out;
 	ret = 0;
 out:
-	if (p->w != NULL)
-		store_body_end(&p->w, false);
-	if (p->in_txn) {
-		if (ret == 0) {
-			if (txn_commit(p) < 0)
-				ret = -1;
-		} else {
-			store_rollback(p->store);
-			p->in_txn = false;
-		}
-	}
-	p->mode = MODE_NONE;
-	p->failed = false;
 	free(mailboxes.ids);
-	return ret;
+	return pass_end(p, ret);
+}
+
+/* A pass over INBOX alone, when the watcher heard of a change (cache/idle.h). */
+static int
+inbox_pass(struct pass *p)
+{
+	struct store_folder f;
+	if (replay(p) < 0)
+		return pass_end(p, -1);
+	if (journal_busy(p) || store_folder_lookup(p->store, p->s->top_id, "INBOX", &f) != 0 ||
+	    strcmp(f.server_name, "INBOX") != 0)
+		return pass_end(p, 0);
+	set_phase(p->s, "inbox");
+	int r = sync_folder(p, &f);
+	if (r == 0)
+		r = prefetch_folder(p, &f);
+	return pass_end(p, r < 0 ? -1 : 0);
 }
 
 static void *
@@ -1174,7 +1219,7 @@ sync_main(void *arg)
 	unsigned backoff = 1;
 	while (!stopping(s)) {
 		set_phase(s, "connecting");
-		p.c = connect_login(s, "sync", 15000, err, sizeof(err));
+		p.c = sync_connect(s, "sync", 15000, err, sizeof(err));
 		if (p.c == NULL) {
 			pthread_mutex_lock(&s->mu);
 			s->st.online = false;
@@ -1215,9 +1260,9 @@ sync_main(void *arg)
 			struct timespec due;
 			clock_gettime(CLOCK_MONOTONIC, &due);
 			due.tv_sec += s->acct->poll_seconds;
-			bool changes = false, lost = false;
-			while (!wait_until(s, &due, &changes) && changes) {
-				if (replay(&p) < 0) {
+			bool changes = false, inbox = false, lost = false;
+			while (!wait_until(s, &due, &changes, &inbox) && (changes || inbox)) {
+				if ((changes && replay(&p) < 0) || (inbox && inbox_pass(&p) < 0)) {
 					lost = true;
 					break;
 				}
@@ -1282,6 +1327,13 @@ sync_start(const struct cfg_account *acct, const char *cache_dir, int64_t accoun
 		return NULL;
 	}
 	s->started = true;
+	/* Push for INBOX when it is mounted; without the watcher INBOX keeps `poll`. */
+	if (folder_wanted(acct, "INBOX")) {
+		char werr[256];
+		s->idle = idle_start(s, acct->name, werr, sizeof(werr));
+		if (s->idle == NULL)
+			log_warn("account %s: no push for INBOX: %s", acct->name, werr);
+	}
 	return s;
 }
 
@@ -1295,6 +1347,7 @@ sync_stop(struct sync **sp)
 	s->stop = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
+	idle_stop(&s->idle);
 	if (s->started)
 		pthread_join(s->thread, NULL);
 	for (int i = 0; i < READERS; i++) {
@@ -1369,7 +1422,7 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char err[700];
 		if (rd->c == NULL) {
-			rd->c = connect_login(s, "read", 1000, err, sizeof(err));
+			rd->c = sync_connect(s, "read", 1000, err, sizeof(err));
 			rd->selected[0] = '\0';
 			if (rd->c == NULL) {
 				log_warn("account %s: on-demand read: %s", s->acct->name, err);

@@ -56,9 +56,11 @@ struct sync_status {
 	uint64_t replayed;        /* journal entries replayed this session */
 	char replay_error[512];   /* why entries are left, "" if none */
 	char replay_note[512];    /* the last conflict resolved, "" if none */
+	char push[16]; /* INBOX watcher (cache/idle.h): idle, noop, connecting, offline, none */
 };
 
 struct sync;
+struct imap;
 
 /* Start the account's sync thread. `account_id` and `top_id` are the store rows of the
  * account and its top directory (created by the caller). The config must outlive the sync.
@@ -73,6 +75,12 @@ void sync_stop(struct sync **s);
 void sync_kick(struct sync *s);
 /* The journal got entries: replay them now (when online), without a whole pass. */
 void sync_changed(struct sync *s);
+/* The INBOX watcher heard of a change on the server: pass INBOX now (when online). */
+void sync_inbox_changed(struct sync *s);
+/* A new IMAP connection of the account, logged in (the password asked once and kept),
+ * with a 60 s timeout per wait. NULL with a reason in err. */
+struct imap *sync_connect(struct sync *s, const char *who, int timeout_ms, char *err,
+			  size_t errlen);
 /* A consistent copy of the status. */
 void sync_get_status(struct sync *s, struct sync_status *r);
 /* Block until the first complete pass (metadata and prefetched bodies) is done, or

@@ -61,6 +61,7 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   "[account %s]\n"
 			   "state            = %s\n"
 			   "phase            = %s\n"
+			   "push             = %s\n"
 			   "first_sync       = %s\n"
 			   "folders          = %llu\n"
 			   "messages         = %llu\n"
@@ -75,7 +76,7 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   "last_sync        = %s\n"
 			   "last_error       = %s%s%s%s\n",
 			   a->cfg->name, st.online ? "online" : "offline", st.phase,
-			   st.first_pass_done ? "done" : "running",
+			   st.push[0] ? st.push : "none", st.first_pass_done ? "done" : "running",
 			   (unsigned long long)ss.folders, (unsigned long long)ss.messages,
 			   (unsigned long long)ss.bodies, (unsigned long long)ss.body_bytes,
 			   (unsigned long long)st.headers_done, (unsigned long long)st.bodies_done,

@@ -86,6 +86,8 @@ struct imap {
 	uint32_t copyuid;   /* from the last [COPYUID v src dst] code, one message only */
 	uint32_t *cu_src, *cu_dst; /* the whole last COPYUID: cu_n source -> destination UIDs */
 	size_t cu_n;
+	unsigned events; /* EXISTS, EXPUNGE, FETCH, VANISHED seen since imap_events() reset */
+	unsigned idle_id; /* the IDLE command in progress, 0 if none */
 };
 
 static void
@@ -587,6 +589,9 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 		return IMAP_OK;
 	}
 	const char *name = r->name;
+	if (strcmp(name, "EXISTS") == 0 || strcmp(name, "EXPUNGE") == 0 ||
+	    strcmp(name, "FETCH") == 0 || strcmp(name, "VANISHED") == 0)
+		c->events++;
 	if (strcmp(name, "FETCH") == 0) {
 		if (!r->has_number || r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST ||
 		    r->args[0].len % 2 != 0)
@@ -1342,6 +1347,79 @@ enum imap_err
 imap_noop(struct imap *c)
 {
 	return simple(c, "NOOP");
+}
+
+unsigned
+imap_events(struct imap *c, bool reset)
+{
+	unsigned n = c->events;
+	if (reset)
+		c->events = 0;
+	return n;
+}
+
+/* ---- IDLE (RFC 2177) ---------------------------------------------------------------- */
+
+enum imap_err
+imap_idle_begin(struct imap *c)
+{
+	if (c->idle_id != 0 || c->inflight != 0)
+		return fail(c, IMAP_ERR_BAD, "IDLE needs a client with no command in progress");
+	unsigned id;
+	enum imap_err e = start_cmd(c, &id, "IDLE\r\n", NULL);
+	if (e == IMAP_OK)
+		e = await_continuation(c, id);
+	if (e == IMAP_OK)
+		c->idle_id = id;
+	return e;
+}
+
+bool
+imap_idling(const struct imap *c)
+{
+	return c->idle_id != 0;
+}
+
+enum imap_err
+imap_idle_wait(struct imap *c, int timeout_ms)
+{
+	if (c->idle_id == 0)
+		return fail(c, IMAP_ERR_BAD, "not in IDLE");
+	if (!conn_has_buffered(c->conn)) {
+		int r = conn_wait_readable(c->conn, timeout_ms);
+		if (r < 0)
+			return conn_failed(c);
+		if (r == 0)
+			return IMAP_OK;
+	}
+	struct cmd_slot *s = find_slot(c, c->idle_id);
+	do {
+		enum imap_err e = dispatch_one(c, NULL);
+		if (e != IMAP_OK)
+			return e;
+	} while (!s->done && conn_has_buffered(c->conn));
+	if (s->done) {
+		/* The server ended the IDLE itself: the session goes on without it. */
+		enum imap_err result = s->result;
+		retire(c, s);
+		c->idle_id = 0;
+		return result;
+	}
+	return IMAP_OK;
+}
+
+enum imap_err
+imap_idle_end(struct imap *c)
+{
+	unsigned id = c->idle_id;
+	if (id == 0)
+		return IMAP_OK;
+	c->idle_id = 0;
+	if (log_trace_enabled())
+		log_trace(c->trace, '>', "DONE", 4);
+	if (conn_write(c->conn, "DONE\r\n", 6) != CONN_OK || conn_flush(c->conn) != CONN_OK)
+		return conn_failed(c);
+	return imap_wait(c, id);
 }
 
 void

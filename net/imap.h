@@ -137,6 +137,21 @@ enum imap_err imap_uid_search(struct imap *c, const char *criteria, uint32_t **u
 
 enum imap_err imap_noop(struct imap *c);
 
+/* Untagged responses that tell the selected mailbox changed (EXISTS, EXPUNGE, FETCH,
+ * VANISHED) dispatched since the last reset; reset: start counting again. */
+unsigned imap_events(struct imap *c, bool reset);
+
+/* IDLE (RFC 2177): imap_idle_begin sends IDLE and waits for the server's "+" (no other
+ * command may be in progress); imap_idle_wait waits up to timeout_ms for the server to
+ * say something and dispatches all of it (count changes with imap_events), returning
+ * IMAP_OK also when nothing came; imap_idle_end sends DONE and waits for the IDLE's
+ * tagged reply. A server that ends the IDLE itself leaves imap_idling() false (its
+ * result is imap_idle_wait's). No other command may be sent while idling. */
+enum imap_err imap_idle_begin(struct imap *c);
+enum imap_err imap_idle_wait(struct imap *c, int timeout_ms);
+enum imap_err imap_idle_end(struct imap *c);
+bool imap_idling(const struct imap *c);
+
 /* The destination UID of the last COPY or MOVE of a single message (COPYUID, RFC 4315),
  * or 0; reset: clear it (call before the command). */
 uint32_t imap_copyuid(struct imap *c, bool reset);
