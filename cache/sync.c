@@ -35,6 +35,8 @@
 #define TXN_BODY_BYTES (16u << 20)
 #define READERS 2
 #define BACKOFF_MAX 300
+#define SYNC_IO_MS 60000 /* each wait of the sync thread's connection */
+#define READ_IO_MS 4000  /* each wait of an on-demand read: a stalled server is EIO soon */
 
 /* MODE_FULL: metadata and body of new messages in one FETCH (prefetch = all); the row is
  * inserted when its body starts to stream and named when the response ends. */
@@ -62,6 +64,7 @@ struct sync {
 	struct sync_status st;
 	char phase[32];
 	bool known_offline; /* the last connection attempt failed */
+	int64_t read_kick;  /* when a read last woke the backoff wait */
 	char *password;     /* cached secret, wiped on stop */
 
 	struct reader readers[READERS];
@@ -221,7 +224,8 @@ stopping(struct sync *s)
 /* ---- connecting ------------------------------------------------------------------- */
 
 static struct imap *
-connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
+connect_login(struct sync *s, const char *who, int timeout_ms, int io_ms, char *err,
+	      size_t errlen)
 {
 	const struct cfg_account *a = s->acct;
 	struct imap *c = account_imap_connect(a, who, timeout_ms, err, errlen);
@@ -241,7 +245,7 @@ connect_login(struct sync *s, const char *who, int timeout_ms, char *err, size_t
 		imap_close(&c);
 		return NULL;
 	}
-	conn_set_timeout(imap_conn(c), 60000);
+	conn_set_timeout(imap_conn(c), io_ms);
 	return c;
 }
 
@@ -1174,7 +1178,7 @@ sync_main(void *arg)
 	unsigned backoff = 1;
 	while (!stopping(s)) {
 		set_phase(s, "connecting");
-		p.c = connect_login(s, "sync", 15000, err, sizeof(err));
+		p.c = connect_login(s, "sync", 15000, SYNC_IO_MS, err, sizeof(err));
 		if (p.c == NULL) {
 			pthread_mutex_lock(&s->mu);
 			s->st.online = false;
@@ -1187,7 +1191,6 @@ sync_main(void *arg)
 			backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 			continue;
 		}
-		backoff = 1;
 		imap_set_fetch_handler(p.c, &pass_handler, &p);
 		p.condstore = imap_has_cap(p.c, "CONDSTORE");
 		if (p.condstore)
@@ -1202,6 +1205,7 @@ sync_main(void *arg)
 		for (;;) {
 			if (do_pass(&p) < 0)
 				break;
+			backoff = 1; /* a pass that fails makes the next attempt wait longer */
 			pthread_mutex_lock(&s->mu);
 			s->st.passes++;
 			s->st.last_sync_time = now_s();
@@ -1232,6 +1236,9 @@ sync_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		s->st.online = false;
 		pthread_mutex_unlock(&s->mu);
+		if (wait_for(s, backoff)) /* never a reconnect storm against a failing server */
+			break;
+		backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 	}
 out:
 	imap_close(&p.c);
@@ -1353,6 +1360,11 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 	*got_r = 0;
 	pthread_mutex_lock(&s->mu);
 	bool offline = s->known_offline;
+	if (offline && now_s() - s->read_kick >= 5) {
+		s->read_kick = now_s(); /* a user's read: reconnect now, at most every 5 s */
+		s->kick = true;
+		pthread_cond_broadcast(&s->cond);
+	}
 	pthread_mutex_unlock(&s->mu);
 	if (offline)
 		return SYNC_READ_OFFLINE;
@@ -1369,7 +1381,7 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char err[700];
 		if (rd->c == NULL) {
-			rd->c = connect_login(s, "read", 1000, err, sizeof(err));
+			rd->c = connect_login(s, "read", 1000, READ_IO_MS, err, sizeof(err));
 			rd->selected[0] = '\0';
 			if (rd->c == NULL) {
 				log_warn("account %s: on-demand read: %s", s->acct->name, err);
@@ -1380,8 +1392,11 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 		struct imap_select_info si;
 		if (strcmp(rd->selected, server_name) != 0) {
 			if (imap_select(rd->c, server_name, true, &si) != IMAP_OK) {
-				if (conn_error(imap_conn(rd->c)) != CONN_OK) {
+				enum conn_err se = conn_error(imap_conn(rd->c));
+				if (se != CONN_OK) {
 					imap_close(&rd->c);
+					if (se == CONN_ERR_TIMEOUT)
+						break;
 					continue;
 				}
 				ret = SYNC_READ_GONE;
@@ -1404,11 +1419,12 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 			count(s, &s->st.ondemand_bytes, r.got);
 			break;
 		}
-		if (conn_error(imap_conn(rd->c)) == CONN_OK) {
-			ret = SYNC_READ_ERROR;
-			break;
-		}
-		imap_close(&rd->c); /* dropped: try once more on a new connection */
+		enum conn_err ce = conn_error(imap_conn(rd->c));
+		if (ce != CONN_OK)
+			imap_close(&rd->c);
+		/* A server that does not answer gets no second try: EIO within READ_IO_MS. */
+		if (ce == CONN_OK || ce == CONN_ERR_TIMEOUT)
+			break; /* else dropped: try once more on a new connection */
 	}
 	pthread_mutex_unlock(&rd->mu);
 	return ret;
