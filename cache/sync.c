@@ -33,6 +33,7 @@
 #define TXN_ROWS 500           /* metadata rows per transaction */
 #define TXN_BODIES 100         /* bodies per transaction */
 #define TXN_BODY_BYTES (16u << 20)
+#define TXN_MS 1000 /* and at most this long: the write lock waits on the network */
 #define READERS 2
 #define BACKOFF_MAX 300
 #define SYNC_IO_MS 60000 /* each wait of the sync thread's connection */
@@ -94,6 +95,7 @@ struct pass {
 	bool cap_hdr; /* MODE_FULL: copying the body's header block into hdr */
 	unsigned bodies_in_txn;
 	uint64_t bytes_in_txn;
+	struct timespec txn_start;
 	int64_t changed_msgs[TXN_BODIES * 2];
 	struct replay_ctx rp; /* the journal's replay over this pass's connection */
 	unsigned nchanged;
@@ -259,6 +261,7 @@ txn_begin(struct pass *p)
 	if (store_begin(p->store) < 0)
 		return -1;
 	p->in_txn = true;
+	clock_gettime(CLOCK_MONOTONIC, &p->txn_start);
 	return 0;
 }
 
@@ -545,8 +548,12 @@ handle_body(struct pass *p, uint32_t uid)
 	if (changed)
 		note_changed(p, msg);
 	count(p->s, &p->s->st.bodies_done, 1);
-	if ((++p->bodies_in_txn >= TXN_BODIES || p->bytes_in_txn >= TXN_BODY_BYTES) &&
-	    txn_commit(p) < 0) {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = (now.tv_sec - p->txn_start.tv_sec) * 1000 +
+		     (now.tv_nsec - p->txn_start.tv_nsec) / 1000000;
+	if ((++p->bodies_in_txn >= TXN_BODIES || p->bytes_in_txn >= TXN_BODY_BYTES ||
+	     ms >= TXN_MS) && txn_commit(p) < 0) {
 		p->failed = true;
 		return -1;
 	}
