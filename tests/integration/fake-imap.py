@@ -20,6 +20,7 @@ client sends to LOGFILE, and behaves according to MODE:
                FETCH of the whole body of UID 2 ends in BYE in the middle of its literal
   stallfetch   the same INBOX, but a FETCH of a body gets no answer at all (the
                connection stays open, silent)
+  wrongsize    the same INBOX, but RFC822.SIZE is wrong: 100 for UID 1, 0 for UID 2
 Every connection of the mailbox modes logs "LOGIN" lines, so a test counts reconnects.
 Login is accepted in plaintext here (LOGINDISABLED is not advertised) so that a client that
 would send credentials in the clear is caught: the log then holds its LOGIN line.
@@ -27,7 +28,7 @@ would send credentials in the clear is caught: the log then holds its LOGIN line
 import fakeserver
 
 MODES = {"nostarttls", "preauth", "hugeliteral", "longline", "garbage", "deepnest",
-         "badnumber", "bye", "hostilenames", "badfetch", "stallfetch"}
+         "badnumber", "bye", "hostilenames", "badfetch", "stallfetch", "wrongsize"}
 
 
 HOSTILE = [
@@ -88,6 +89,12 @@ def uid_set(text):
     return sorted(out)
 
 
+def declared(mode, uid, msg):
+    if mode == "wrongsize" and uid in (1, 2):
+        return 100 if uid == 1 else 0
+    return len(msg)
+
+
 def fetch(conn, mode, tag, rest):
     """UID FETCH SET ITEMS: what badfetch and stallfetch answer."""
     words = rest.split(b" ", 2)
@@ -98,7 +105,7 @@ def fetch(conn, mode, tag, rest):
         if b"BODY.PEEK[HEADER" in items:
             hdr = msg.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
             conn.sendall(head + b" RFC822.SIZE %d BODY[HEADER.FIELDS (DATE FROM SUBJECT MESSAGE-ID)] {%d}\r\n" %
-                         (len(msg), len(hdr)) + hdr + b")\r\n")
+                         (declared(mode, uid, msg), len(hdr)) + hdr + b")\r\n")
         elif b"BODY.PEEK[]" in items:
             if mode == "stallfetch":
                 return False  # never answers: the client has to time out
@@ -115,7 +122,7 @@ def fetch(conn, mode, tag, rest):
                 return True  # and the connection is closed
             conn.sendall(head + b" " + sec + b" {%d}\r\n" % len(data) + data + b")\r\n")
         else:
-            conn.sendall(head + b" RFC822.SIZE %d)\r\n" % len(msg))
+            conn.sendall(head + b" RFC822.SIZE %d)\r\n" % declared(mode, uid, msg))
     conn.sendall(tag + b" OK done\r\n")
     return False
 
@@ -153,7 +160,7 @@ def main():
     mode, portfile, logfile, _ = fakeserver.args("fake-imap.py MODE PORTFILE LOGFILE", MODES)
     srv = fakeserver.listen(portfile)
     log = fakeserver.open_log(logfile)
-    if mode in ("badfetch", "stallfetch"):
+    if mode in ("badfetch", "stallfetch", "wrongsize"):
         fakeserver.serve_forever(srv, lambda conn: serve_mailbox(conn, log, mode))
         return
     if mode == "hostilenames":

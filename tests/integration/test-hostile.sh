@@ -59,4 +59,23 @@ else
 fi
 unmount
 
+# --- RFC822.SIZE too small: reads are not cut, stat is corrected (prefetch = none) ----------
+fake_start fake-imap.py wrongsize
+fake_config size none
+if mount_start "$work/config.size" && wait_synced size 30; then
+	f=$(find "$mnt/size/INBOX" -name '*_1_*.eml' | head -1)
+	before=$(stat -c %s "$f")
+	got=$(cat "$f" | wc -c)
+	after=$(stat -c %s "$f")
+	real=$(python3 -c "import sys, importlib; sys.path.insert(0, '$here'); print(len(importlib.import_module('fake-imap').message(1)))")
+	if [ "$before" = 100 ] && [ "$got" = "$real" ] && [ "$after" = "$real" ]; then
+		ok "declared 100 bytes, $real long: read $got bytes, stat $after after the read"
+	else
+		bad "declared 100 bytes, $real long: read $got bytes, stat $before before and $after after"
+	fi
+else
+	bad "mount of the wrong-size server did not sync: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
 finish hostile
