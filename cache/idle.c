@@ -115,7 +115,7 @@ idle_main(void *arg)
 	char err[700];
 	while (!stopping(w)) {
 		set_state(w, "connecting");
-		struct imap *c = sync_connect(w->s, "idle", 15000, err, sizeof(err));
+		struct imap *c = sync_connect(w->s, "idle", 15000, 60000, err, sizeof(err));
 		struct imap_select_info si;
 		if (c != NULL && imap_select(c, "INBOX", true, &si) != IMAP_OK) {
 			snprintf(err, sizeof(err), "%s", imap_errmsg(c));

@@ -34,8 +34,11 @@
 #define TXN_ROWS 500           /* metadata rows per transaction */
 #define TXN_BODIES 100         /* bodies per transaction */
 #define TXN_BODY_BYTES (16u << 20)
+#define TXN_MS 1000 /* and at most this long: the write lock waits on the network */
 #define READERS 2
 #define BACKOFF_MAX 300
+#define SYNC_IO_MS 60000 /* each wait of the sync thread's connection */
+#define READ_IO_MS 4000  /* each wait of an on-demand read: a stalled server is EIO soon */
 
 /* MODE_FULL: metadata and body of new messages in one FETCH (prefetch = all); the row is
  * inserted when its body starts to stream and named when the response ends. */
@@ -65,6 +68,7 @@ struct sync {
 	struct sync_status st;
 	char phase[32];
 	bool known_offline; /* the last connection attempt failed */
+	int64_t read_kick;  /* when a read last woke the backoff wait */
 	char *password;     /* cached secret, wiped on stop */
 
 	struct reader readers[READERS];
@@ -94,6 +98,7 @@ struct pass {
 	bool cap_hdr; /* MODE_FULL: copying the body's header block into hdr */
 	unsigned bodies_in_txn;
 	uint64_t bytes_in_txn;
+	struct timespec txn_start;
 	int64_t changed_msgs[TXN_BODIES * 2];
 	struct replay_ctx rp; /* the journal's replay over this pass's connection */
 	unsigned nchanged;
@@ -239,7 +244,8 @@ stopping(struct sync *s)
 /* ---- connecting ------------------------------------------------------------------- */
 
 struct imap *
-sync_connect(struct sync *s, const char *who, int timeout_ms, char *err, size_t errlen)
+sync_connect(struct sync *s, const char *who, int timeout_ms, int io_ms, char *err,
+	     size_t errlen)
 {
 	const struct cfg_account *a = s->acct;
 	struct imap *c = account_imap_connect(a, who, timeout_ms, err, errlen);
@@ -259,7 +265,7 @@ sync_connect(struct sync *s, const char *who, int timeout_ms, char *err, size_t 
 		imap_close(&c);
 		return NULL;
 	}
-	conn_set_timeout(imap_conn(c), 60000);
+	conn_set_timeout(imap_conn(c), io_ms);
 	return c;
 }
 
@@ -273,6 +279,7 @@ txn_begin(struct pass *p)
 	if (store_begin(p->store) < 0)
 		return -1;
 	p->in_txn = true;
+	clock_gettime(CLOCK_MONOTONIC, &p->txn_start);
 	return 0;
 }
 
@@ -559,8 +566,12 @@ handle_body(struct pass *p, uint32_t uid)
 	if (changed)
 		note_changed(p, msg);
 	count(p->s, &p->s->st.bodies_done, 1);
-	if ((++p->bodies_in_txn >= TXN_BODIES || p->bytes_in_txn >= TXN_BODY_BYTES) &&
-	    txn_commit(p) < 0) {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = (now.tv_sec - p->txn_start.tv_sec) * 1000 +
+		     (now.tv_nsec - p->txn_start.tv_nsec) / 1000000;
+	if ((++p->bodies_in_txn >= TXN_BODIES || p->bytes_in_txn >= TXN_BODY_BYTES ||
+	     ms >= TXN_MS) && txn_commit(p) < 0) {
 		p->failed = true;
 		return -1;
 	}
@@ -1219,7 +1230,7 @@ sync_main(void *arg)
 	unsigned backoff = 1;
 	while (!stopping(s)) {
 		set_phase(s, "connecting");
-		p.c = sync_connect(s, "sync", 15000, err, sizeof(err));
+		p.c = sync_connect(s, "sync", 15000, SYNC_IO_MS, err, sizeof(err));
 		if (p.c == NULL) {
 			pthread_mutex_lock(&s->mu);
 			s->st.online = false;
@@ -1232,7 +1243,6 @@ sync_main(void *arg)
 			backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 			continue;
 		}
-		backoff = 1;
 		imap_set_fetch_handler(p.c, &pass_handler, &p);
 		p.condstore = imap_has_cap(p.c, "CONDSTORE");
 		if (p.condstore)
@@ -1247,6 +1257,7 @@ sync_main(void *arg)
 		for (;;) {
 			if (do_pass(&p) < 0)
 				break;
+			backoff = 1; /* a pass that fails makes the next attempt wait longer */
 			pthread_mutex_lock(&s->mu);
 			s->st.passes++;
 			s->st.last_sync_time = now_s();
@@ -1277,6 +1288,9 @@ sync_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		s->st.online = false;
 		pthread_mutex_unlock(&s->mu);
+		if (wait_for(s, backoff)) /* never a reconnect storm against a failing server */
+			break;
+		backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 	}
 out:
 	imap_close(&p.c);
@@ -1406,6 +1420,11 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 	*got_r = 0;
 	pthread_mutex_lock(&s->mu);
 	bool offline = s->known_offline;
+	if (offline && now_s() - s->read_kick >= 5) {
+		s->read_kick = now_s(); /* a user's read: reconnect now, at most every 5 s */
+		s->kick = true;
+		pthread_cond_broadcast(&s->cond);
+	}
 	pthread_mutex_unlock(&s->mu);
 	if (offline)
 		return SYNC_READ_OFFLINE;
@@ -1422,7 +1441,7 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 	for (int attempt = 0; attempt < 2; attempt++) {
 		char err[700];
 		if (rd->c == NULL) {
-			rd->c = sync_connect(s, "read", 1000, err, sizeof(err));
+			rd->c = sync_connect(s, "read", 1000, READ_IO_MS, err, sizeof(err));
 			rd->selected[0] = '\0';
 			if (rd->c == NULL) {
 				log_warn("account %s: on-demand read: %s", s->acct->name, err);
@@ -1433,8 +1452,11 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 		struct imap_select_info si;
 		if (strcmp(rd->selected, server_name) != 0) {
 			if (imap_select(rd->c, server_name, true, &si) != IMAP_OK) {
-				if (conn_error(imap_conn(rd->c)) != CONN_OK) {
+				enum conn_err se = conn_error(imap_conn(rd->c));
+				if (se != CONN_OK) {
 					imap_close(&rd->c);
+					if (se == CONN_ERR_TIMEOUT)
+						break;
 					continue;
 				}
 				ret = SYNC_READ_GONE;
@@ -1457,11 +1479,12 @@ sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset
 			count(s, &s->st.ondemand_bytes, r.got);
 			break;
 		}
-		if (conn_error(imap_conn(rd->c)) == CONN_OK) {
-			ret = SYNC_READ_ERROR;
-			break;
-		}
-		imap_close(&rd->c); /* dropped: try once more on a new connection */
+		enum conn_err ce = conn_error(imap_conn(rd->c));
+		if (ce != CONN_OK)
+			imap_close(&rd->c);
+		/* A server that does not answer gets no second try: EIO within READ_IO_MS. */
+		if (ce == CONN_OK || ce == CONN_ERR_TIMEOUT)
+			break; /* else dropped: try once more on a new connection */
 	}
 	pthread_mutex_unlock(&rd->mu);
 	return ret;

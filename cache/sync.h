@@ -77,10 +77,11 @@ void sync_kick(struct sync *s);
 void sync_changed(struct sync *s);
 /* The INBOX watcher heard of a change on the server: pass INBOX now (when online). */
 void sync_inbox_changed(struct sync *s);
-/* A new IMAP connection of the account, logged in (the password asked once and kept),
- * with a 60 s timeout per wait. NULL with a reason in err. */
-struct imap *sync_connect(struct sync *s, const char *who, int timeout_ms, char *err,
-			  size_t errlen);
+/* A new IMAP connection of the account, logged in (the password asked once and kept):
+ * timeout_ms for connecting and logging in, then io_ms for each wait. NULL with a reason
+ * in err. */
+struct imap *sync_connect(struct sync *s, const char *who, int timeout_ms, int io_ms,
+			  char *err, size_t errlen);
 /* A consistent copy of the status. */
 void sync_get_status(struct sync *s, struct sync_status *r);
 /* Block until the first complete pass (metadata and prefetched bodies) is done, or

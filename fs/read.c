@@ -81,6 +81,48 @@ read_scratch(fuse_req_t req, struct store *s, int64_t id, size_t size, off_t off
 	free(data);
 }
 
+/* The server's RFC822.SIZE was wrong if a read of a body not cached returned more than
+ * it announced, or ended before it: find the real size (reading on to the end when the
+ * body is longer), correct the row and make the kernel ask the attributes again (only
+ * the attributes: safe inside this READ), so that the next read is not cut at the old
+ * size and stat shows the new one. */
+static void
+correct_size(struct mfs *m, struct store *s, struct account *a, const struct store_folder *f,
+	     const struct store_msg *msg, uint64_t off, size_t asked, size_t got)
+{
+	uint64_t real;
+	if (got < asked && (got > 0 || off == 0)) {
+		real = off + got;
+	} else if (got == asked && off + got > msg->size) {
+		static const size_t step = 64 * 1024;
+		char *probe = malloc(step);
+		if (probe == NULL)
+			return;
+		real = off + got;
+		for (;;) {
+			size_t n = 0;
+			if (sync_read(a->sync, f->server_name, msg->uid, real, step, probe, &n) !=
+			    SYNC_READ_OK) {
+				free(probe);
+				return;
+			}
+			real += n;
+			if (n < step)
+				break;
+		}
+		free(probe);
+	} else {
+		return;
+	}
+	if (real == msg->size || store_msg_set_size(s, msg->id, real) < 0)
+		return;
+	log_info("account %s: UID %u of %s: the server said %llu bytes, the body has %llu",
+		 a->cfg->name, msg->uid, f->server_name, (unsigned long long)msg->size,
+		 (unsigned long long)real);
+	if (m->se != NULL && m->ready)
+		fuse_lowlevel_notify_inval_inode(m->se, store_ino_msg(msg->id), -1, 0);
+}
+
 void
 mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -101,9 +143,11 @@ mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 		return (void)fuse_reply_err(req, r > 0 ? ENOENT : EIO);
 	if (msg.state == STORE_MSG_SCRATCH)
 		return read_scratch(req, s, id, size, off);
-	if ((uint64_t)off >= msg.size)
+	/* A body not cached is asked for as the kernel asks: RFC822.SIZE may be wrong. */
+	bool cached = msg.has_body;
+	if (cached && (uint64_t)off >= msg.size)
 		return (void)fuse_reply_buf(req, NULL, 0);
-	if (size > msg.size - (uint64_t)off)
+	if (cached && size > msg.size - (uint64_t)off)
 		size = (size_t)(msg.size - (uint64_t)off);
 	char *data = malloc(size ? size : 1);
 	if (data == NULL)
@@ -138,6 +182,8 @@ mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 			free(data);
 			return (void)fuse_reply_err(req, sr == SYNC_READ_GONE ? ENOENT : EIO);
 		}
+		if (msg.state == STORE_MSG_SERVER)
+			correct_size(m, s, a, &f, &msg, (uint64_t)off, size, got);
 	} else if (r < 0) {
 		free(data);
 		return (void)fuse_reply_err(req, EIO);

@@ -2,8 +2,10 @@
  * redact protocol lines before tracing them. */
 #include "net/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -65,6 +67,63 @@ log_emit(enum log_level level, const char *text)
 	(void)w;
 }
 
+/* Rate limit: a text logged again within LOG_REPEAT_S seconds is counted, not written;
+ * the next time it is written it says how often it came meanwhile. A failing server then
+ * writes a line a minute, not thousands. */
+#define LOG_REPEAT_S 60
+#define LOG_RECENT 32
+static pthread_mutex_t recent_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	uint64_t hash;
+	int64_t at;         /* when it was last written (monotonic seconds) */
+	unsigned suppressed; /* how often it came since */
+} recent[LOG_RECENT];
+
+static uint64_t
+text_hash(const char *t)
+{
+	uint64_t h = 1469598103934665603u; /* FNV-1a */
+	for (; *t; t++)
+		h = (h ^ (unsigned char)*t) * 1099511628211u;
+	return h | 1;
+}
+
+/* 0: write it; >0: write it with that many repeats noted; -1: suppress. */
+static long
+repeat_check(const char *text)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t h = text_hash(text);
+	size_t slot = 0;
+	long ret = 0;
+	pthread_mutex_lock(&recent_mu);
+	for (size_t i = 0; i < LOG_RECENT; i++) {
+		if (recent[i].hash == h) {
+			slot = i;
+			goto found;
+		}
+		if (recent[i].at < recent[slot].at)
+			slot = i; /* the oldest is replaced */
+	}
+	recent[slot].hash = h;
+	recent[slot].at = ts.tv_sec;
+	recent[slot].suppressed = 0;
+	goto out;
+found:
+	if (ts.tv_sec - recent[slot].at < LOG_REPEAT_S) {
+		recent[slot].suppressed++;
+		ret = -1;
+	} else {
+		ret = recent[slot].suppressed;
+		recent[slot].at = ts.tv_sec;
+		recent[slot].suppressed = 0;
+	}
+out:
+	pthread_mutex_unlock(&recent_mu);
+	return ret;
+}
+
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
@@ -75,6 +134,13 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	long rep = level == LOG_LEVEL_DEBUG ? 0 : repeat_check(text);
+	if (rep < 0)
+		return;
+	if (rep > 0) {
+		size_t n = strlen(text);
+		snprintf(text + n, sizeof(text) - n, " (and %ld times more since it was last written)", rep);
+	}
 	log_emit(level, text);
 }
 

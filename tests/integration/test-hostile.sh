@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# End-to-end tests against scripted servers that misbehave (tests/integration/fake-imap.py):
+# a FETCH that always breaks must not make the daemon reconnect in a loop or flood its
+# log, and a server that stops answering must make reads fail within seconds.
+#
+#   test-hostile.sh MAILFS        (MAILFS_SERVER_DIR names the servers' DIR, for lib.sh)
+set -euo pipefail
+
+mailfs=$1
+. "$(dirname "$0")/lib.sh"
+lib_init hostile
+
+fake_config() { # name prefetch
+	cat >"$work/config.$1" <<EOF2
+cache_dir = $work/cache-$1
+[account $1]
+imap = imap://127.0.0.1:$fport
+tls = off
+user = x
+password = y
+prefetch = $2
+poll = 5s
+EOF2
+	chmod 600 "$work/config.$1"
+}
+
+# --- a FETCH of one message that always breaks (BYE mid-literal): back off --------------------
+fake_start fake-imap.py badfetch
+fake_config bad all
+if mount_start "$work/config.bad"; then
+	sleep 20
+	logins=$(grep -c ' LOGIN ' "$flog" || true)
+	lines=$(wc -l <"$work/daemon.log")
+	if [ "$logins" -le 15 ]; then ok "breaking FETCH: $logins logins in 20 s (bound 15)"
+	else bad "breaking FETCH: $logins logins in 20 s (bound 15)"; fi
+	if [ "$lines" -le 40 ]; then ok "breaking FETCH: $lines log lines in 20 s (bound 40)"
+	else bad "breaking FETCH: $lines log lines in 20 s (bound 40)"; fi
+else
+	bad "mount of the breaking server failed: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
+# --- a server that stops answering at FETCH: reads fail within seconds ------------------------
+fake_start fake-imap.py stallfetch
+fake_config stall none
+if mount_start "$work/config.stall" && wait_synced stall 30; then
+	f=$(find "$mnt/stall/INBOX" -name '*.eml' | head -1)
+	t0=$(date +%s.%N)
+	if cat "$f" >/dev/null 2>"$work/stall.err"; then rc=0; else rc=$?; fi
+	t1=$(date +%s.%N)
+	el=$(echo "$t1 - $t0" | bc)
+	if [ "$rc" != 0 ] && [ "$(echo "$el < 15" | bc)" = 1 ]; then
+		ok "read on a stalled server failed in ${el}s: $(cat "$work/stall.err")"
+	else
+		bad "read on a stalled server: status $rc after ${el}s"
+	fi
+else
+	bad "mount of the stalling server did not sync: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
+# --- RFC822.SIZE too small: reads are not cut, stat is corrected (prefetch = none) ----------
+fake_start fake-imap.py wrongsize
+fake_config size none
+if mount_start "$work/config.size" && wait_synced size 30; then
+	f=$(find "$mnt/size/INBOX" -name '*_1_*.eml' | head -1)
+	before=$(stat -c %s "$f")
+	got=$(cat "$f" | wc -c)
+	after=$(stat -c %s "$f")
+	real=$(python3 -c "import sys, importlib; sys.path.insert(0, '$here'); print(len(importlib.import_module('fake-imap').message(1)))")
+	if [ "$before" = 100 ] && [ "$got" = "$real" ] && [ "$after" = "$real" ]; then
+		ok "declared 100 bytes, $real long: read $got bytes, stat $after after the read"
+	else
+		bad "declared 100 bytes, $real long: read $got bytes, stat $before before and $after after"
+	fi
+else
+	bad "mount of the wrong-size server did not sync: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
+finish hostile
