@@ -192,10 +192,11 @@ pop3_body_decode(struct pop3_body *b, const char *data, size_t len, size_t *used
 			break;
 		}
 		if (b->max != 0 && b->total + o > b->max) {
+			/* Never pass on more than the cap. */
 			b->failed = true;
 			*used = i + 1;
-			*outlen = o;
-			b->total += o;
+			*outlen = (size_t)(b->max - b->total);
+			b->total = b->max;
 			return POP3_PARSE_ERROR;
 		}
 	}

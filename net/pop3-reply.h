@@ -76,8 +76,8 @@ void pop3_body_init(struct pop3_body *b, uint64_t max);
  * its line ends, without stuffing dots and without the terminator).
  * POP3_PARSE_MORE: all consumed, the terminator not seen yet.
  * POP3_PARSE_DONE: the terminator was consumed; bytes after it are not.
- * POP3_PARSE_ERROR: the body exceeds the cap (sticky until init). Bytes already written to
- *   out in this call are still reported in *outlen. */
+ * POP3_PARSE_ERROR: the body exceeds the cap (sticky until init). The bytes up to the cap
+ *   are still reported in *outlen; never more than `max` bytes in all. */
 enum pop3_parse pop3_body_decode(struct pop3_body *b, const char *data, size_t len, size_t *used,
 				 char *out, size_t *outlen);
 

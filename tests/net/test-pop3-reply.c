@@ -151,6 +151,14 @@ test_body_cap(void **state)
 	static char big[8000];
 	memset(big, 'x', sizeof(big));
 	check_body(big, sizeof(big), 100, POP3_PARSE_ERROR, "", 0, 0);
+	/* Exactly the bytes up to the cap are passed on, whatever the split. */
+	static struct body_result r;
+	for (uint64_t split = 0; split < 50; split++) {
+		decode(S("0123456789\r\n.\r\n"), 11, split, &r);
+		assert_int_equal(r.res, POP3_PARSE_ERROR);
+		assert_int_equal(r.outlen, 11);
+		assert_memory_equal(r.out, "0123456789\r", 11);
+	}
 	/* The error is sticky. */
 	struct pop3_body b;
 	size_t used, outlen;
