@@ -9,8 +9,8 @@
  * 4 KiB pieces, and compares incremental blob reads with substr() and store_stats() with
  * sum(length(data)). DIR defaults to a new directory under /tmp, removed at the end. */
 #include "cache/store.h"
+#include "rmtree.h"
 
-#include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,15 +54,6 @@ die(struct store *s, const char *what)
 {
 	fprintf(stderr, "bench-store: %s: %s\n", what, s ? store_errmsg(s) : "");
 	exit(1);
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 /* Names as cache/names.c makes them: the date of INTERNALDATE first. The sync engine adds
@@ -367,6 +358,6 @@ main(int argc, char **argv)
 	free(ids);
 	free(page);
 	if (argc <= 1)
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		rm_tree(dir);
 	return 0;
 }

@@ -13,7 +13,6 @@
 #include "cache/journal.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "net/imap.h"
+#include "rmtree.h"
 
 #define OK(x) assert_int_equal((x), 0)
 
@@ -31,15 +31,6 @@ struct fx {
 	struct change_acct a;
 	int64_t inbox, trash, work;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -71,7 +62,7 @@ teardown(void **state)
 {
 	struct fx *fx = *state;
 	store_close(&fx->s);
-	nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(fx->dir);
 	free(fx);
 	return 0;
 }

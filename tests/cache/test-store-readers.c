@@ -10,22 +10,13 @@
 #include <cmocka.h>
 
 #define _XOPEN_SOURCE 700
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cache/store.h"
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+#include "rmtree.h"
 
 static int64_t
 now_ms(void)
@@ -72,7 +63,7 @@ test_open_during_write(void **state)
 	assert_int_equal(store_msg_lookup(r, folder, "x.eml", &got), 0);
 	store_close(&r);
 	store_close(&w);
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(dir);
 }
 
 int

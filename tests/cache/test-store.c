@@ -14,10 +14,10 @@
 #include <cmocka.h>
 
 #include "cache/store.h"
+#include "rmtree.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -36,21 +36,6 @@ struct fx {
 	struct store *s;
 	int64_t acct, top, inbox;
 };
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void
-rm_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static void
 make_tmp(char *dir, size_t len)
