@@ -1,4 +1,5 @@
-/* sync.c - the per-account sync thread and the on-demand readers (see sync.h).
+/* sync.c - the per-account sync thread (see sync.h; FETCH handling in sync-fetch.c,
+ * on-demand reads in sync-read.c).
  *
  * Moves data from the IMAP server into the store; never touches FUSE (changes are
  * reported through the hooks) and never parses protocol bytes (net/imap does). Changes
@@ -15,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "cache/account.h"
@@ -24,91 +24,15 @@
 #include "cache/names.h"
 #include "cache/replay.h"
 #include "cache/store.h"
+#include "cache/sync-int.h"
 #include "net/buf.h"
-#include "net/imap-date.h"
 #include "net/imap.h"
 #include "net/log.h"
-#include "net/mail-header.h"
-
-#define HEADER_BATCH 250       /* UIDs per metadata UID FETCH */
-#define TXN_ROWS 500           /* metadata rows per transaction */
-#define TXN_BODIES 100         /* bodies per transaction */
-#define TXN_BODY_BYTES (16u << 20)
-#define TXN_MS 1000 /* and at most this long: the write lock waits on the network */
-#define READERS 2
-#define BACKOFF_MAX 300
-#define SYNC_IO_MS 60000 /* each wait of the sync thread's connection */
-#define READ_IO_MS 4000  /* each wait of an on-demand read: a stalled server is EIO soon */
-
-/* MODE_FULL: metadata and body of new messages in one FETCH (prefetch = all); the row is
- * inserted when its body starts to stream and named when the response ends. */
-enum fetch_mode { MODE_NONE, MODE_HEADERS, MODE_FLAGS, MODE_BODIES, MODE_FULL };
-
-struct reader {
-	pthread_mutex_t mu;
-	struct imap *c;       /* protected by mu */
-	char selected[1024];  /* raw name of the selected mailbox, protected by mu */
-};
-
-struct sync {
-	const struct cfg_account *acct; /* borrowed */
-	char *cache_dir;
-	int64_t account_id, top_id;
-	struct sync_hooks hooks;
-	void *hctx;
-	pthread_t thread;
-	bool started;
-
-	pthread_mutex_t mu; /* protects everything below */
-	pthread_cond_t cond;
-	bool stop, kick;
-	bool changes; /* the journal got entries: replay them now */
-	bool inbox;   /* the INBOX watcher heard of a change: pass INBOX now */
-	struct idle_watch *idle; /* NULL when INBOX is not mounted */
-	struct sync_status st;
-	char phase[32];
-	bool known_offline; /* the last connection attempt failed */
-	int64_t read_kick;  /* when a read last woke the backoff wait */
-	char *password;     /* cached secret, wiped on stop */
-
-	struct reader readers[READERS];
-};
-
-/* Per-pass state of the sync thread (only that thread touches it). */
-struct pass {
-	struct sync *s;
-	struct store *store;
-	struct imap *c;
-	bool condstore;
-	/* current folder */
-	struct store_folder *f;
-	enum fetch_mode mode;
-	/* metadata */
-	struct buf hdr;
-	bool in_hdr;
-	unsigned rows_in_txn;
-	bool in_txn;
-	bool folder_grew;
-	/* bodies */
-	struct store_body_writer *w;
-	uint32_t w_uid;
-	int64_t w_msg;
-	bool w_size_changed;
-	bool w_new;   /* MODE_FULL: the row was inserted for this body */
-	bool cap_hdr; /* MODE_FULL: copying the body's header block into hdr */
-	unsigned bodies_in_txn;
-	uint64_t bytes_in_txn;
-	struct timespec txn_start;
-	int64_t changed_msgs[TXN_BODIES * 2];
-	struct replay_ctx rp; /* the journal's replay over this pass's connection */
-	unsigned nchanged;
-	bool failed; /* a store error happened inside a callback */
-};
 
 /* ---- status ---------------------------------------------------------------------- */
 
-static int64_t
-now_s(void)
+int64_t
+sync_now_s(void)
 {
 	return (int64_t)time(NULL);
 }
@@ -121,18 +45,18 @@ set_phase(struct sync *s, const char *phase)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static void
-set_error(struct sync *s, const char *msg)
+void
+sync_set_error(struct sync *s, const char *msg)
 {
 	pthread_mutex_lock(&s->mu);
 	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", msg);
-	s->st.last_error_time = now_s();
+	s->st.last_error_time = sync_now_s();
 	pthread_mutex_unlock(&s->mu);
 	log_warn("account %s: %s", s->acct->name, msg);
 }
 
-static void
-count(struct sync *s, uint64_t *field, uint64_t n)
+void
+sync_count(struct sync *s, uint64_t *field, uint64_t n)
 {
 	pthread_mutex_lock(&s->mu);
 	*field += n;
@@ -269,404 +193,6 @@ sync_connect(struct sync *s, const char *who, int timeout_ms, int io_ms, char *e
 	return c;
 }
 
-/* ---- transactions ----------------------------------------------------------------- */
-
-static int
-txn_begin(struct pass *p)
-{
-	if (p->in_txn)
-		return 0;
-	if (store_begin(p->store) < 0)
-		return -1;
-	p->in_txn = true;
-	clock_gettime(CLOCK_MONOTONIC, &p->txn_start);
-	return 0;
-}
-
-static int
-txn_commit(struct pass *p)
-{
-	if (!p->in_txn)
-		return 0;
-	p->in_txn = false;
-	if (store_commit(p->store) < 0) {
-		store_rollback(p->store);
-		return -1;
-	}
-	/* Tell the file system what changed, now that it is visible. */
-	if (p->folder_grew && p->s->hooks.folder_changed)
-		p->s->hooks.folder_changed(p->s->hctx, p->f->id);
-	p->folder_grew = false;
-	for (unsigned i = 0; i < p->nchanged; i++)
-		if (p->s->hooks.msg_changed)
-			p->s->hooks.msg_changed(p->s->hctx, p->changed_msgs[i]);
-	p->nchanged = 0;
-	p->rows_in_txn = 0;
-	p->bodies_in_txn = 0;
-	p->bytes_in_txn = 0;
-	return 0;
-}
-
-static void
-note_changed(struct pass *p, int64_t msg_id)
-{
-	if (p->nchanged < sizeof(p->changed_msgs) / sizeof(p->changed_msgs[0]))
-		p->changed_msgs[p->nchanged++] = msg_id;
-}
-
-/* ---- FETCH handling --------------------------------------------------------------- */
-
-static void
-flags_to_string(const struct imap_arg *fl, char *out, size_t outlen)
-{
-	size_t o = 0;
-	out[0] = '\0';
-	if (fl == NULL || fl->type != IMAP_ARG_LIST)
-		return;
-	for (size_t i = 0; i < fl->len; i++) {
-		const struct imap_arg *a = &fl->list[i];
-		if (a->type != IMAP_ARG_ATOM)
-			continue;
-		/* \Recent belongs to one session, not to the message. */
-		if (a->len == 7 && strncasecmp(a->str, "\\Recent", 7) == 0)
-			continue;
-		if (o + a->len + 2 >= outlen)
-			break;
-		if (o > 0)
-			out[o++] = ' ';
-		memcpy(out + o, a->str, a->len);
-		o += a->len;
-		out[o] = '\0';
-	}
-}
-
-static uint64_t
-modseq_of(const struct imap_arg *attrs, size_t n)
-{
-	const struct imap_arg *m = imap_fetch_find(attrs, n, "MODSEQ");
-	uint64_t v = 0;
-	if (m != NULL && m->type == IMAP_ARG_LIST && m->len == 1)
-		(void)imap_arg_u64(&m->list[0], &v);
-	return v;
-}
-
-static int
-full_begin(struct pass *p, uint32_t uid, uint64_t size)
-{
-	struct store_msg m;
-	int r = store_msg_by_uid(p->store, p->f->id, uid, &m);
-	if (r < 0 || txn_begin(p) < 0)
-		goto fail;
-	p->w_new = r == 1;
-	if (p->w_new) {
-		memset(&m, 0, sizeof(m));
-		m.folder_id = p->f->id;
-		m.uid = uid;
-		m.size = size;
-		const char *d = imap_fetch_attr_now(p->c, "INTERNALDATE");
-		if (d == NULL || imap_date_parse(d, &m.internaldate) < 0)
-			m.internaldate = 0;
-		/* Provisional: named when the response ends, before the transaction commits. */
-		snprintf(m.name, sizeof(m.name), "%%pending-%u", uid);
-		if (store_msg_upsert(p->store, &m) < 0)
-			goto fail;
-	}
-	if (store_body_begin(p->store, m.id, size, &p->w, &p->w_size_changed) < 0)
-		goto fail;
-	p->w_uid = uid;
-	p->w_msg = m.id;
-	buf_reset(&p->hdr);
-	p->cap_hdr = true;
-	return 0;
-fail:
-	p->failed = true;
-	return -1;
-}
-
-static int
-on_body_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64_t size)
-{
-	struct pass *p = ctx;
-	(void)seq;
-	if (strncasecmp(section, "BODY[HEADER", 11) == 0) {
-		buf_reset(&p->hdr);
-		p->in_hdr = true;
-		return 0;
-	}
-	p->in_hdr = false;
-	if (p->w != NULL) /* the last body never got its FETCH end: drop it */
-		store_body_end(&p->w, false);
-	if (p->mode == MODE_FULL && uid != 0 && strcasecmp(section, "BODY[]") == 0)
-		return full_begin(p, uid, size);
-	if (p->mode != MODE_BODIES || uid == 0)
-		return 0; /* a body nobody asked for, or of unknown message: discarded */
-	struct store_msg m;
-	if (store_msg_by_uid(p->store, p->f->id, uid, &m) != 0)
-		return 0;
-	if (store_body_begin(p->store, m.id, size, &p->w, &p->w_size_changed) < 0) {
-		p->failed = true;
-		return -1;
-	}
-	p->w_uid = uid;
-	p->w_msg = m.id;
-	return 0;
-}
-
-static int
-on_body_data(void *ctx, const unsigned char *data, size_t len)
-{
-	struct pass *p = ctx;
-	if (p->in_hdr) {
-		/* Header fields beyond 64 KiB are not needed for a name: keep the start. */
-		size_t room = p->hdr.cap - p->hdr.len;
-		(void)buf_append(&p->hdr, data, len < room ? len : room);
-		return 0;
-	}
-	if (p->w != NULL) {
-		if (store_body_write(p->w, data, len) < 0) {
-			p->failed = true;
-			return -1;
-		}
-		p->bytes_in_txn += len;
-		count(p->s, &p->s->st.body_bytes_done, len);
-	}
-	if (p->cap_hdr) {
-		/* Keep the header block (up to the empty line, at most the buffer's cap). */
-		size_t old = p->hdr.len, room = p->hdr.cap - p->hdr.len;
-		(void)buf_append(&p->hdr, data, len < room ? len : room);
-		size_t from = old > 3 ? old - 3 : 0;
-		if (p->hdr.len == p->hdr.cap ||
-		    memmem(p->hdr.data + from, p->hdr.len - from, "\r\n\r\n", 4) != NULL ||
-		    memmem(p->hdr.data + from, p->hdr.len - from, "\n\n", 2) != NULL)
-			p->cap_hdr = false;
-	}
-	return 0;
-}
-
-static int
-on_body_end(void *ctx)
-{
-	(void)ctx;
-	return 0;
-}
-
-/* The name a message gets when its usual one is taken in the folder (a file the user
- * wrote or moved there may have any name): "-u<uid>" before ".eml". */
-static void
-other_name(char name[NAMES_MAX + 1], uint32_t uid)
-{
-	char tail[24];
-	snprintf(tail, sizeof(tail), "-u%u.eml", uid);
-	size_t n = strlen(name);
-	if (n > 4 && strcmp(name + n - 4, ".eml") == 0)
-		n -= 4;
-	if (n + strlen(tail) > NAMES_MAX)
-		n = NAMES_MAX - strlen(tail);
-	while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
-		n--; /* not inside a UTF-8 sequence */
-	snprintf(name + n, NAMES_MAX + 1 - n, "%s", tail);
-}
-
-static int
-handle_headers(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
-{
-	const struct imap_arg *idate = imap_fetch_find(attrs, n, "INTERNALDATE");
-	const struct imap_arg *size = imap_fetch_find(attrs, n, "RFC822.SIZE");
-	struct store_msg m;
-	memset(&m, 0, sizeof(m));
-	m.folder_id = p->f->id;
-	m.uid = uid;
-	if (idate == NULL || imap_arg_str(idate) == NULL ||
-	    imap_date_parse(imap_arg_str(idate), &m.internaldate) < 0)
-		m.internaldate = 0;
-	if (size == NULL || imap_arg_u64(size, &m.size) < 0)
-		m.size = 0;
-	flags_to_string(imap_fetch_find(attrs, n, "FLAGS"), m.flags, sizeof(m.flags));
-	m.modseq = modseq_of(attrs, n);
-
-	struct buf v;
-	buf_init(&v, 8192);
-	const char *hdr = p->hdr.data ? p->hdr.data : "";
-	if (mail_header_get(hdr, p->hdr.len, "Subject", &v) < 0)
-		buf_reset(&v);
-	names_message(uid, m.internaldate, v.data, v.len, m.name);
-	buf_reset(&v);
-	if (mail_header_get(hdr, p->hdr.len, "Message-ID", &v) > 0)
-		snprintf(m.message_id, sizeof(m.message_id), "%s", v.data);
-	buf_free(&v);
-	buf_reset(&p->hdr);
-
-	struct store_msg old;
-	bool existed = store_msg_by_uid(p->store, p->f->id, uid, &old) == 0;
-	int up = txn_begin(p) < 0 ? -1 : store_msg_upsert(p->store, &m);
-	if (up < 0 && !existed && store_name_taken(p->store)) {
-		other_name(m.name, uid);
-		up = store_msg_upsert(p->store, &m);
-	}
-	if (up < 0) {
-		log_warn("account %s: cannot store UID %u of %s: %s", p->s->acct->name, uid,
-			 p->f->server_name, store_errmsg(p->store));
-		p->failed = true;
-		return -1;
-	}
-	if (!existed) {
-		p->folder_grew = true;
-		count(p->s, &p->s->st.headers_done, 1);
-	} else if (strcmp(old.flags, m.flags) != 0) {
-		note_changed(p, old.id);
-	}
-	if (++p->rows_in_txn >= TXN_ROWS && txn_commit(p) < 0) {
-		p->failed = true;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-handle_flags(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
-{
-	const struct imap_arg *fl = imap_fetch_find(attrs, n, "FLAGS");
-	if (fl == NULL)
-		return 0;
-	struct store_msg m;
-	if (store_msg_by_uid(p->store, p->f->id, uid, &m) != 0)
-		return 0; /* not known yet: the next pass fetches it */
-	char flags[sizeof(m.flags)];
-	flags_to_string(fl, flags, sizeof(flags));
-	uint64_t modseq = modseq_of(attrs, n);
-	if (strcmp(flags, m.flags) == 0 && modseq == m.modseq)
-		return 0;
-	if (txn_begin(p) < 0 || store_msg_set_flags(p->store, m.id, flags, modseq) < 0) {
-		p->failed = true;
-		return -1;
-	}
-	if (strcmp(flags, m.flags) != 0)
-		note_changed(p, m.id);
-	if (++p->rows_in_txn >= TXN_ROWS && txn_commit(p) < 0) {
-		p->failed = true;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-handle_body(struct pass *p, uint32_t uid)
-{
-	if (p->w == NULL)
-		return 0;
-	bool ok = p->w_uid == uid;
-	int64_t msg = p->w_msg;
-	bool changed = p->w_size_changed;
-	if (store_body_end(&p->w, ok) < 0) {
-		p->failed = true;
-		return -1;
-	}
-	if (!ok)
-		return 0;
-	if (changed)
-		note_changed(p, msg);
-	count(p->s, &p->s->st.bodies_done, 1);
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	int64_t ms = (now.tv_sec - p->txn_start.tv_sec) * 1000 +
-		     (now.tv_nsec - p->txn_start.tv_nsec) / 1000000;
-	if ((++p->bodies_in_txn >= TXN_BODIES || p->bytes_in_txn >= TXN_BODY_BYTES ||
-	     ms >= TXN_MS) && txn_commit(p) < 0) {
-		p->failed = true;
-		return -1;
-	}
-	return txn_begin(p);
-}
-
-static int
-handle_full(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
-{
-	p->cap_hdr = false;
-	if (p->w == NULL || p->w_uid != uid) {
-		if (p->w != NULL && store_body_end(&p->w, false) < 0)
-			goto fail;
-		return 0;
-	}
-	char flags[sizeof(((struct store_msg *)0)->flags)];
-	flags_to_string(imap_fetch_find(attrs, n, "FLAGS"), flags, sizeof(flags));
-	uint64_t modseq = modseq_of(attrs, n);
-	if (p->w_new) {
-		int64_t idate = 0;
-		const struct imap_arg *d = imap_fetch_find(attrs, n, "INTERNALDATE");
-		if (d == NULL || imap_arg_str(d) == NULL || imap_date_parse(imap_arg_str(d), &idate) < 0)
-			idate = 0;
-		struct buf v;
-		buf_init(&v, 8192);
-		const char *hdr = p->hdr.data ? p->hdr.data : "";
-		char name[NAMES_MAX + 1], mid[512] = "";
-		if (mail_header_get(hdr, p->hdr.len, "Subject", &v) < 0)
-			buf_reset(&v);
-		names_message(uid, idate, v.data, v.len, name);
-		buf_reset(&v);
-		if (mail_header_get(hdr, p->hdr.len, "Message-ID", &v) > 0)
-			snprintf(mid, sizeof(mid), "%s", v.data);
-		buf_free(&v);
-		int fin = store_msg_finish(p->store, p->w_msg, name, idate, flags, modseq, mid);
-		if (fin < 0 && store_name_taken(p->store)) {
-			other_name(name, uid);
-			fin = store_msg_finish(p->store, p->w_msg, name, idate, flags, modseq, mid);
-		}
-		if (fin < 0)
-			goto fail;
-		p->folder_grew = true;
-		count(p->s, &p->s->st.headers_done, 1);
-	} else if (store_msg_set_flags(p->store, p->w_msg, flags, modseq) < 0) {
-		goto fail;
-	}
-	buf_reset(&p->hdr);
-	return handle_body(p, uid);
-fail:
-	log_warn("account %s: cannot store UID %u of %s: %s", p->s->acct->name, uid,
-		 p->f->server_name, store_errmsg(p->store));
-	p->failed = true;
-	return -1;
-}
-
-static int
-on_fetch(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t n)
-{
-	struct pass *p = ctx;
-	(void)seq;
-	const struct imap_arg *u = imap_fetch_find(attrs, n, "UID");
-	uint32_t uid;
-	if (u == NULL || imap_arg_u32(u, &uid) < 0 || uid == 0)
-		return 0; /* without a UID we cannot place it */
-	bool has_section = false;
-	for (size_t i = 0; i + 1 < n; i += 2)
-		if (attrs[i + 1].type == IMAP_ARG_STREAMED)
-			has_section = true;
-	switch (p->mode) {
-	case MODE_HEADERS:
-		if (has_section && imap_fetch_find(attrs, n, "INTERNALDATE") != NULL)
-			return handle_headers(p, uid, attrs, n);
-		return handle_flags(p, uid, attrs, n);
-	case MODE_BODIES:
-		if (has_section)
-			return handle_body(p, uid);
-		return handle_flags(p, uid, attrs, n);
-	case MODE_FULL:
-		if (has_section)
-			return handle_full(p, uid, attrs, n);
-		return handle_flags(p, uid, attrs, n);
-	case MODE_FLAGS:
-		return handle_flags(p, uid, attrs, n);
-	default:
-		return 0;
-	}
-}
-
-static const struct imap_fetch_handler pass_handler = {
-	.body_begin = on_body_begin,
-	.body_data = on_body_data,
-	.body_end = on_body_end,
-	.fetch = on_fetch,
-};
-
 /* ---- folders ---------------------------------------------------------------------- */
 
 static bool
@@ -791,7 +317,7 @@ list_folders(struct pass *p, struct seen_set *mailboxes)
 	struct seen_set seen = { 0 };
 	int ret = -1;
 	if (imap_list(p->c, &list, &n) != IMAP_OK) {
-		set_error(p->s, imap_errmsg(p->c));
+		sync_set_error(p->s, imap_errmsg(p->c));
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -840,51 +366,6 @@ out:
 
 /* ---- one folder ------------------------------------------------------------------- */
 
-/* Append "a" or "a:b" to a UID set string. */
-static void
-set_append(struct buf *b, uint32_t a, uint32_t z)
-{
-	if (b->len > 0)
-		buf_append(b, ",", 1);
-	if (a == z)
-		buf_printf(b, "%u", a);
-	else
-		buf_printf(b, "%u:%u", a, z);
-}
-
-/* Send UID FETCH commands for `uids` (ascending) in batches. */
-static int
-fetch_uids(struct pass *p, const uint32_t *uids, size_t n, const char *items)
-{
-	struct buf set;
-	buf_init(&set, 4096);
-	size_t i = 0;
-	int ret = 0;
-	while (i < n && ret == 0) {
-		buf_reset(&set);
-		size_t count_in = 0;
-		while (i < n && count_in < HEADER_BATCH && set.len < 700) {
-			size_t j = i;
-			while (j + 1 < n && uids[j + 1] == uids[j] + 1 && count_in + (j - i) + 1 < HEADER_BATCH)
-				j++;
-			set_append(&set, uids[i], uids[j]);
-			count_in += j - i + 1;
-			i = j + 1;
-		}
-		unsigned id;
-		if (imap_send(p->c, &id, "UID FETCH %s %s", set.data, items) != IMAP_OK)
-			ret = -1;
-	}
-	buf_free(&set);
-	if (ret == 0 && imap_wait_all(p->c) != IMAP_OK)
-		ret = -1;
-	if (p->failed)
-		ret = -1;
-	if (ret < 0)
-		set_error(p->s, p->failed ? store_errmsg(p->store) : imap_errmsg(p->c));
-	return ret;
-}
-
 static int
 purge_folder(struct pass *p, int64_t folder_id)
 {
@@ -914,7 +395,7 @@ sync_expunged(struct pass *p)
 	size_t ns = 0, nl = 0;
 	int ret = -1;
 	if (imap_uid_search(p->c, "ALL", &server, &ns) != IMAP_OK) {
-		set_error(p->s, imap_errmsg(p->c));
+		sync_set_error(p->s, imap_errmsg(p->c));
 		goto out;
 	}
 	if (store_msg_uids(p->store, p->f->id, &local, &nl) < 0)
@@ -986,7 +467,7 @@ sync_folder(struct pass *p, struct store_folder *f)
 		char crit[64];
 		snprintf(crit, sizeof(crit), "UID %u:*", f->uidnext ? f->uidnext : 1);
 		if (imap_uid_search(p->c, crit, &uids, &n) != IMAP_OK) {
-			set_error(p->s, imap_errmsg(p->c));
+			sync_set_error(p->s, imap_errmsg(p->c));
 			return -1;
 		}
 		/* "n:*" always includes the last message, even below n. */
@@ -999,12 +480,12 @@ sync_folder(struct pass *p, struct store_folder *f)
 		p->mode = full ? MODE_FULL : MODE_HEADERS;
 		if (full)
 			set_phase(p->s, "messages");
-		int r = fetch_uids(p, uids, k,
+		int r = pass_fetch_uids(p, uids, k,
 				   !full ? items
 				   : p->condstore ? "(UID FLAGS INTERNALDATE MODSEQ BODY.PEEK[])"
 						  : "(UID FLAGS INTERNALDATE BODY.PEEK[])");
 		free(uids);
-		if (r < 0 || txn_commit(p) < 0)
+		if (r < 0 || pass_txn_commit(p) < 0)
 			return -1;
 	}
 	/* Flag changes of the messages we had. */
@@ -1020,10 +501,10 @@ sync_folder(struct pass *p, struct store_folder *f)
 		if (e == IMAP_OK)
 			e = imap_wait(p->c, id);
 		if (e != IMAP_OK || p->failed) {
-			set_error(p->s, p->failed ? store_errmsg(p->store) : imap_errmsg(p->c));
+			sync_set_error(p->s, p->failed ? store_errmsg(p->store) : imap_errmsg(p->c));
 			return -1;
 		}
-		if (txn_commit(p) < 0)
+		if (pass_txn_commit(p) < 0)
 			return -1;
 	}
 	p->mode = MODE_NONE;
@@ -1048,7 +529,7 @@ prefetch_folder(struct pass *p, struct store_folder *f)
 	if (a->prefetch == CFG_PREFETCH_NONE)
 		return 0;
 	int64_t since = a->prefetch == CFG_PREFETCH_DAYS
-				? now_s() - (int64_t)a->prefetch_days * 86400
+				? sync_now_s() - (int64_t)a->prefetch_days * 86400
 				: INT64_MIN;
 	uint32_t uids[512];
 	size_t n = 0;
@@ -1080,9 +561,9 @@ prefetch_folder(struct pass *p, struct store_folder *f)
 			uids[k++] = uids[i];
 		}
 		/* Bodies are placed by the UID sent before them in each response. */
-		if (txn_begin(p) < 0 || fetch_uids(p, uids, k, "(UID BODY.PEEK[])") < 0)
+		if (pass_txn_begin(p) < 0 || pass_fetch_uids(p, uids, k, "(UID BODY.PEEK[])") < 0)
 			return -1;
-		if (txn_commit(p) < 0)
+		if (pass_txn_commit(p) < 0)
 			return -1;
 		if (stopping(p->s))
 			return 0;
@@ -1108,7 +589,7 @@ replay(struct pass *p)
 	snprintf(s->st.replay_note, sizeof(s->st.replay_note), "%s", p->rp.note);
 	pthread_mutex_unlock(&s->mu);
 	if (r < 0)
-		set_error(s, p->rp.error[0] ? p->rp.error : "connection lost while replaying changes");
+		sync_set_error(s, p->rp.error[0] ? p->rp.error : "connection lost while replaying changes");
 	return r < 0 ? -1 : 0;
 }
 
@@ -1155,7 +636,7 @@ pass_end(struct pass *p, int ret)
 		store_body_end(&p->w, false);
 	if (p->in_txn) {
 		if (ret == 0) {
-			if (txn_commit(p) < 0)
+			if (pass_txn_commit(p) < 0)
 				ret = -1;
 		} else {
 			store_rollback(p->store);
@@ -1224,7 +705,7 @@ sync_main(void *arg)
 	char err[700];
 	buf_init(&p.hdr, 64 * 1024);
 	if (store_open(s->cache_dir, &p.store, err, sizeof(err)) < 0) {
-		set_error(s, err);
+		sync_set_error(s, err);
 		goto out;
 	}
 	unsigned backoff = 1;
@@ -1236,14 +717,14 @@ sync_main(void *arg)
 			s->st.online = false;
 			s->known_offline = true;
 			pthread_mutex_unlock(&s->mu);
-			set_error(s, err);
+			sync_set_error(s, err);
 			set_phase(s, "offline");
 			if (wait_for(s, backoff))
 				break;
 			backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
 			continue;
 		}
-		imap_set_fetch_handler(p.c, &pass_handler, &p);
+		imap_set_fetch_handler(p.c, &sync_pass_handler, &p);
 		p.condstore = imap_has_cap(p.c, "CONDSTORE");
 		if (p.condstore)
 			(void)imap_enable(p.c, "CONDSTORE");
@@ -1260,7 +741,7 @@ sync_main(void *arg)
 			backoff = 1; /* a pass that fails makes the next attempt wait longer */
 			pthread_mutex_lock(&s->mu);
 			s->st.passes++;
-			s->st.last_sync_time = now_s();
+			s->st.last_sync_time = sync_now_s();
 			bool first = !s->st.first_pass_done;
 			s->st.first_pass_done = true;
 			if (first)
@@ -1374,118 +855,4 @@ sync_stop(struct sync **sp)
 	free(s->cache_dir);
 	free(s);
 	*sp = NULL;
-}
-
-/* ---- on-demand reads -------------------------------------------------------------- */
-
-struct read_ctx {
-	unsigned char *buf;
-	size_t len, got;
-	bool seen;
-};
-
-static int
-read_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64_t size)
-{
-	struct read_ctx *r = ctx;
-	(void)seq;
-	(void)uid;
-	(void)size;
-	r->seen = strncasecmp(section, "BODY[]", 6) == 0;
-	return 0;
-}
-
-static int
-read_data(void *ctx, const unsigned char *data, size_t len)
-{
-	struct read_ctx *r = ctx;
-	if (!r->seen)
-		return 0;
-	size_t room = r->len - r->got;
-	size_t n = len < room ? len : room;
-	memcpy(r->buf + r->got, data, n);
-	r->got += n;
-	return 0;
-}
-
-static const struct imap_fetch_handler read_handler = {
-	.body_begin = read_begin,
-	.body_data = read_data,
-};
-
-enum sync_read_result
-sync_read(struct sync *s, const char *server_name, uint32_t uid, uint64_t offset, size_t len,
-	  void *buf, size_t *got_r)
-{
-	*got_r = 0;
-	pthread_mutex_lock(&s->mu);
-	bool offline = s->known_offline;
-	if (offline && now_s() - s->read_kick >= 5) {
-		s->read_kick = now_s(); /* a user's read: reconnect now, at most every 5 s */
-		s->kick = true;
-		pthread_cond_broadcast(&s->cond);
-	}
-	pthread_mutex_unlock(&s->mu);
-	if (offline)
-		return SYNC_READ_OFFLINE;
-	/* A free reader if there is one, else wait for the one this UID maps to. */
-	struct reader *rd = NULL;
-	for (int i = 0; i < READERS && rd == NULL; i++)
-		if (pthread_mutex_trylock(&s->readers[i].mu) == 0)
-			rd = &s->readers[i];
-	if (rd == NULL) {
-		rd = &s->readers[uid % READERS];
-		pthread_mutex_lock(&rd->mu);
-	}
-	enum sync_read_result ret = SYNC_READ_ERROR;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		char err[700];
-		if (rd->c == NULL) {
-			rd->c = sync_connect(s, "read", 1000, READ_IO_MS, err, sizeof(err));
-			rd->selected[0] = '\0';
-			if (rd->c == NULL) {
-				log_warn("account %s: on-demand read: %s", s->acct->name, err);
-				ret = SYNC_READ_OFFLINE;
-				break;
-			}
-		}
-		struct imap_select_info si;
-		if (strcmp(rd->selected, server_name) != 0) {
-			if (imap_select(rd->c, server_name, true, &si) != IMAP_OK) {
-				enum conn_err se = conn_error(imap_conn(rd->c));
-				if (se != CONN_OK) {
-					imap_close(&rd->c);
-					if (se == CONN_ERR_TIMEOUT)
-						break;
-					continue;
-				}
-				ret = SYNC_READ_GONE;
-				break;
-			}
-			snprintf(rd->selected, sizeof(rd->selected), "%s", server_name);
-		}
-		struct read_ctx r = { .buf = buf, .len = len };
-		imap_set_fetch_handler(rd->c, &read_handler, &r);
-		unsigned id;
-		enum imap_err e = imap_send(rd->c, &id, "UID FETCH %u (UID BODY.PEEK[]<%llu.%zu>)", uid,
-					    (unsigned long long)offset, len);
-		if (e == IMAP_OK)
-			e = imap_wait(rd->c, id);
-		imap_set_fetch_handler(rd->c, NULL, NULL);
-		if (e == IMAP_OK) {
-			*got_r = r.got;
-			ret = r.seen ? SYNC_READ_OK : SYNC_READ_GONE;
-			count(s, &s->st.ondemand_reads, 1);
-			count(s, &s->st.ondemand_bytes, r.got);
-			break;
-		}
-		enum conn_err ce = conn_error(imap_conn(rd->c));
-		if (ce != CONN_OK)
-			imap_close(&rd->c);
-		/* A server that does not answer gets no second try: EIO within READ_IO_MS. */
-		if (ce == CONN_OK || ce == CONN_ERR_TIMEOUT)
-			break; /* else dropped: try once more on a new connection */
-	}
-	pthread_mutex_unlock(&rd->mu);
-	return ret;
 }
