@@ -110,6 +110,23 @@
 		   " WHERE account_id = ?1")                                                       \
 	X(J_ERROR, "SELECT error FROM journal WHERE account_id = ?1 AND error != ''"               \
 		   " ORDER BY id LIMIT 1")                                                         \
+	X(MSG_EMPTY, "SELECT uid FROM messages WHERE folder_id = ?1 AND uid > ?2 AND size = 0"   \
+		     " AND has_body = 0 ORDER BY uid LIMIT ?3")                                    \
+	X(ASIDE_FAIL, "INSERT INTO setaside(folder_id, uid, failures, reason, since, retry_at)"    \
+		      " VALUES (?1, ?2, 1, ?3, unixepoch(), ?4) ON CONFLICT(folder_id, uid) DO"    \
+		      " UPDATE SET failures = failures + 1, reason = excluded.reason,"            \
+		      " retry_at = excluded.retry_at RETURNING failures")                          \
+	X(ASIDE_RETRY, "UPDATE setaside SET retry_at = ?3 WHERE folder_id = ?1 AND uid = ?2")      \
+	X(ASIDE_CLEAR, "DELETE FROM setaside WHERE folder_id = ?1 AND uid = ?2")                   \
+	X(ASIDE_UIDS, "SELECT uid, failures >= ?3 AND retry_at > ?2 FROM setaside"                 \
+		      " WHERE folder_id = ?1 ORDER BY uid LIMIT ?4")                               \
+	X(ASIDE_GET, "SELECT failures, reason, since, retry_at FROM setaside"                      \
+		     " WHERE folder_id = ?1 AND uid = ?2")                                         \
+	X(ASIDE_EACH, "SELECT s.folder_id, s.uid, s.failures, s.reason, s.since, s.retry_at,"     \
+		      " coalesce(m.name, ''), f.server_name FROM setaside s"                       \
+		      " JOIN folders f ON f.id = s.folder_id LEFT JOIN messages m"                 \
+		      " ON m.folder_id = s.folder_id AND m.uid = s.uid WHERE f.account_id = ?1"    \
+		      " ORDER BY s.folder_id, s.uid LIMIT ?2")                                     \
 	X(STATS_FILES, "SELECT sum(body_bytes) FROM folders WHERE kind IN (1, 2)")                 \
 	X(STATS_ALL, "SELECT count(*), sum(messages), sum(bodies), sum(body_bytes) FROM folders"   \
 		     " WHERE kind IN (1, 2)")                                                      \

@@ -188,6 +188,23 @@ static const char *const migrations[] = {
     "CREATE TRIGGER messages_au_name AFTER UPDATE OF name ON messages"
     "  WHEN old.name != new.name AND old.folder_id = new.folder_id BEGIN"
     "  UPDATE folders SET mtime = unixepoch() WHERE id = new.folder_id; END;",
+    /* 4: messages whose FETCH keeps failing (cache/setaside.h), by server UID: a message
+     * fetched whole for the first time has no row until its body is complete. Bodies
+     * the server declares 0 bytes long are fetched even without prefetch (the kernel
+     * never asks to read an empty file), found through a small partial index. */
+    "CREATE TABLE setaside ("
+    "  folder_id INTEGER NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  failures INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  since INTEGER NOT NULL,"
+    "  retry_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (folder_id, uid)) WITHOUT ROWID;"
+    "CREATE TRIGGER setaside_msg AFTER DELETE ON messages BEGIN"
+    "  DELETE FROM setaside WHERE folder_id = old.folder_id AND uid = old.uid; END;"
+    "CREATE TRIGGER setaside_folder AFTER DELETE ON folders BEGIN"
+    "  DELETE FROM setaside WHERE folder_id = old.id; END;"
+    "CREATE INDEX messages_empty ON messages(folder_id, uid) WHERE size = 0 AND has_body = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1025,11 +1042,11 @@ out:
 	return ret;
 }
 
-int
-store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid, uint32_t *uids,
-			 size_t max, size_t *n_r)
+static int
+uid_list(struct store *s, enum stmt_id id, int64_t folder_id, uint32_t after_uid, uint32_t *uids,
+	 size_t max, size_t *n_r)
 {
-	sqlite3_stmt *st = store_stmt(s, ST_MSG_MISSING);
+	sqlite3_stmt *st = store_stmt(s, id);
 	size_t n = 0;
 	int ret = -1, rc = SQLITE_DONE;
 	*n_r = 0;
@@ -1048,6 +1065,20 @@ store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid,
 	}
 	store_finish(st);
 	return ret;
+}
+
+int
+store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid, uint32_t *uids,
+			 size_t max, size_t *n_r)
+{
+	return uid_list(s, ST_MSG_MISSING, folder_id, after_uid, uids, max, n_r);
+}
+
+int
+store_msg_empty_bodies(struct store *s, int64_t folder_id, uint32_t after_uid, uint32_t *uids,
+		       size_t max, size_t *n_r)
+{
+	return uid_list(s, ST_MSG_EMPTY, folder_id, after_uid, uids, max, n_r);
 }
 
 int

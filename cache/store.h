@@ -177,6 +177,10 @@ int store_msg_uids(struct store *s, int64_t folder_id, uint32_t **uids_r, size_t
 /* UIDs of messages whose body is not cached, ascending, at most max, after `after_uid`. */
 int store_msg_missing_bodies(struct store *s, int64_t folder_id, uint32_t after_uid,
 			     uint32_t *uids, size_t max, size_t *n_r);
+/* The same for messages declared 0 bytes long whose body is not cached: they are fetched
+ * whatever `prefetch` says, since the kernel never asks to read an empty file. */
+int store_msg_empty_bodies(struct store *s, int64_t folder_id, uint32_t after_uid,
+			   uint32_t *uids, size_t max, size_t *n_r);
 /* 0, or -1 (also when the message does not exist: "message N not found"). */
 int store_msg_set_flags(struct store *s, int64_t id, const char *flags, uint64_t modseq);
 /* Give a row inserted under a provisional name its real name, INTERNALDATE, flags, modseq

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "cache/names.h"
+#include "cache/setaside.h"
 #include "cache/sync-int.h"
 #include "net/imap-date.h"
 #include "net/log.h"
@@ -134,6 +135,10 @@ on_body_begin(void *ctx, uint32_t seq, uint32_t uid, const char *section, uint64
 {
 	struct pass *p = ctx;
 	(void)seq;
+	if (uid != 0 && p->f != NULL) {
+		p->stream_uid = uid;
+		p->stream_folder = p->f->id;
+	}
 	if (strncasecmp(section, "BODY[HEADER", 11) == 0) {
 		buf_reset(&p->hdr);
 		p->in_hdr = true;
@@ -311,6 +316,11 @@ handle_body(struct pass *p, uint32_t uid)
 		return 0;
 	if (changed)
 		note_changed(p, msg);
+	if (p->aside_rows > 0 && p->aside_folder == p->f->id &&
+	    store_aside_clear(p->store, p->f->id, uid) < 0) {
+		p->failed = true;
+		return -1;
+	}
 	sync_count(p->s, &p->s->st.bodies_done, 1);
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -378,6 +388,7 @@ on_fetch(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t n)
 {
 	struct pass *p = ctx;
 	(void)seq;
+	p->stream_uid = 0; /* the response came whole */
 	const struct imap_arg *u = imap_fetch_find(attrs, n, "UID");
 	uint32_t uid;
 	if (u == NULL || imap_arg_u32(u, &uid) < 0 || uid == 0)
@@ -388,7 +399,8 @@ on_fetch(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t n)
 			has_section = true;
 	switch (p->mode) {
 	case MODE_HEADERS:
-		if (has_section && imap_fetch_find(attrs, n, "INTERNALDATE") != NULL)
+		/* A set-aside message comes without its header fields. */
+		if (imap_fetch_find(attrs, n, "INTERNALDATE") != NULL)
 			return handle_headers(p, uid, attrs, n);
 		return handle_flags(p, uid, attrs, n);
 	case MODE_BODIES:

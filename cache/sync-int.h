@@ -15,6 +15,7 @@
 
 #include "cache/config.h"
 #include "cache/replay.h"
+#include "cache/setaside.h"
 #include "cache/store.h"
 #include "cache/sync.h"
 #include "net/buf.h"
@@ -29,6 +30,11 @@
 #define BACKOFF_MAX 300
 #define SYNC_IO_MS 60000 /* each wait of the sync thread's connection */
 #define READ_IO_MS 4000  /* each wait of an on-demand read: a stalled server is EIO soon */
+/* A message set aside (ASIDE_AFTER failures, cache/setaside.h) is not asked for again
+ * for ASIDE_RETRY seconds, doubling with each further failure. */
+#define ASIDE_RETRY 3600
+#define ASIDE_RETRY_MAX 86400
+#define ASIDE_MAX 256 /* set-aside UIDs kept per folder in a pass */
 
 /* MODE_FULL: metadata and body of new messages in one FETCH (prefetch = all); the row is
  * inserted when its body starts to stream and named when the response ends. */
@@ -93,6 +99,13 @@ struct pass {
 	struct replay_ctx rp; /* the journal's replay over this pass's connection */
 	unsigned nchanged;
 	bool failed; /* a store error happened inside a callback */
+	/* Set-aside messages (cache/setaside.h): the UID whose data is streaming (0 between
+	 * responses), blamed when the connection breaks; those set aside in aside_folder. */
+	uint32_t stream_uid;
+	int64_t stream_folder;
+	int64_t aside_folder;
+	uint32_t aside[ASIDE_MAX];
+	size_t naside, aside_rows;
 };
 
 /* ---- sync.c ---------------------------------------------------------------------- */

@@ -23,6 +23,7 @@
 #include "cache/journal.h"
 #include "cache/names.h"
 #include "cache/replay.h"
+#include "cache/setaside.h"
 #include "cache/store.h"
 #include "cache/sync-int.h"
 #include "net/buf.h"
@@ -425,6 +426,76 @@ out:
 	return ret;
 }
 
+/* ---- messages that keep failing (cache/setaside.h) --------------------------------- */
+
+static int
+load_aside(struct pass *p, const struct store_folder *f)
+{
+	p->aside_folder = f->id;
+	return store_aside_uids(p->store, f->id, sync_now_s(), ASIDE_AFTER, p->aside, ASIDE_MAX,
+				&p->naside, &p->aside_rows);
+}
+
+static bool
+is_aside(const struct pass *p, uint32_t uid)
+{
+	size_t lo = 0, hi = p->naside;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->aside[mid] == uid)
+			return true;
+		if (p->aside[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Keep the UIDs of `uids` not set aside (in order); the set-aside ones go to `aside`. */
+static size_t
+split_aside(const struct pass *p, uint32_t *uids, size_t n, uint32_t *aside, size_t *naside_r)
+{
+	size_t k = 0, a = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (is_aside(p, uids[i]))
+			aside[a++] = uids[i];
+		else
+			uids[k++] = uids[i];
+	}
+	*naside_r = a;
+	return k;
+}
+
+/* The connection broke while a message's data was streaming: count it against that
+ * message, and set the message aside when it keeps happening. */
+static void
+blame_stream(struct pass *p)
+{
+	const char *why = imap_errmsg(p->c);
+	unsigned failures = 0;
+	if (store_aside_fail(p->store, p->stream_folder, p->stream_uid, why, &failures) < 0) {
+		log_warn("account %s: %s", p->s->acct->name, store_errmsg(p->store));
+		return;
+	}
+	if (failures < ASIDE_AFTER)
+		return;
+	int64_t wait = ASIDE_RETRY;
+	for (unsigned i = ASIDE_AFTER; i < failures && wait < ASIDE_RETRY_MAX; i++)
+		wait *= 2;
+	if (wait > ASIDE_RETRY_MAX)
+		wait = ASIDE_RETRY_MAX;
+	if (store_aside_hold(p->store, p->stream_folder, p->stream_uid, sync_now_s() + wait) < 0) {
+		log_warn("account %s: %s", p->s->acct->name, store_errmsg(p->store));
+		return;
+	}
+	struct store_folder f;
+	log_warn("account %s: %s UID %u set aside after %u failures, retried in %lld min: %s",
+		 p->s->acct->name,
+		 store_folder_get(p->store, p->stream_folder, &f) == 0 ? f.server_name : "?",
+		 p->stream_uid, failures, (long long)wait / 60, why);
+}
+
 static int
 sync_folder(struct pass *p, struct store_folder *f)
 {
@@ -475,6 +546,14 @@ sync_folder(struct pass *p, struct store_folder *f)
 		for (size_t i = 0; i < n; i++)
 			if (f->uidnext == 0 || uids[i] >= f->uidnext)
 				uids[k++] = uids[i];
+		/* Set-aside messages are listed from their metadata alone. */
+		uint32_t aside[ASIDE_MAX];
+		size_t naside = 0;
+		if (load_aside(p, f) < 0) {
+			free(uids);
+			return -1;
+		}
+		k = split_aside(p, uids, k, aside, &naside);
 		/* With everything prefetched, metadata and body come in one FETCH. */
 		bool full = p->s->acct->prefetch == CFG_PREFETCH_ALL;
 		p->mode = full ? MODE_FULL : MODE_HEADERS;
@@ -485,6 +564,12 @@ sync_folder(struct pass *p, struct store_folder *f)
 				   : p->condstore ? "(UID FLAGS INTERNALDATE MODSEQ BODY.PEEK[])"
 						  : "(UID FLAGS INTERNALDATE BODY.PEEK[])");
 		free(uids);
+		if (r == 0 && naside > 0) {
+			p->mode = MODE_HEADERS;
+			r = pass_fetch_uids(p, aside, naside,
+					    p->condstore ? "(UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ)"
+							 : "(UID FLAGS INTERNALDATE RFC822.SIZE)");
+		}
 		if (r < 0 || pass_txn_commit(p) < 0)
 			return -1;
 	}
@@ -526,19 +611,28 @@ static int
 prefetch_folder(struct pass *p, struct store_folder *f)
 {
 	const struct cfg_account *a = p->s->acct;
-	if (a->prefetch == CFG_PREFETCH_NONE)
-		return 0;
 	int64_t since = a->prefetch == CFG_PREFETCH_DAYS
 				? sync_now_s() - (int64_t)a->prefetch_days * 86400
 				: INT64_MIN;
-	uint32_t uids[512];
-	size_t n = 0;
+	uint32_t uids[512], aside[ASIDE_MAX];
+	size_t n = 0, naside;
 	uint32_t after = 0;
 	bool selected = false;
+	/* Bodies declared empty first, whatever `prefetch` says: the kernel never reads an
+	 * empty file, so only their body can show that they are not. */
+	bool empty = true;
 	p->f = f;
+	if (load_aside(p, f) < 0)
+		return -1;
 	for (;;) {
-		if (store_msg_missing_bodies(p->store, f->id, after, uids, 512, &n) < 0)
+		if ((empty ? store_msg_empty_bodies : store_msg_missing_bodies)(p->store, f->id, after,
+										 uids, 512, &n) < 0)
 			return -1;
+		if (n == 0 && empty && a->prefetch != CFG_PREFETCH_NONE) {
+			empty = false;
+			after = 0;
+			continue;
+		}
 		if (n == 0)
 			break;
 		after = uids[n - 1];
@@ -551,8 +645,9 @@ prefetch_folder(struct pass *p, struct store_folder *f)
 		}
 		p->mode = MODE_BODIES;
 		size_t k = 0;
+		n = split_aside(p, uids, n, aside, &naside);
 		for (size_t i = 0; i < n; i++) {
-			if (since != INT64_MIN) {
+			if (since != INT64_MIN && !empty) {
 				struct store_msg m;
 				if (store_msg_by_uid(p->store, f->id, uids[i], &m) != 0 ||
 				    m.internaldate < since)
@@ -643,6 +738,10 @@ pass_end(struct pass *p, int ret)
 			p->in_txn = false;
 		}
 	}
+	if (ret < 0 && p->stream_uid != 0 && p->c != NULL &&
+	    conn_error(imap_conn(p->c)) != CONN_OK)
+		blame_stream(p);
+	p->stream_uid = 0;
 	p->mode = MODE_NONE;
 	p->failed = false;
 	return ret;

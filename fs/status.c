@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cache/journal.h"
+#include "cache/setaside.h"
 #include "cache/store.h"
 #include "net/buf.h"
 #include "net/log.h"
@@ -36,6 +37,47 @@ format_time(int64_t t, char *out, size_t outlen)
 	time_t tt = (time_t)t;
 	gmtime_r(&tt, &tm);
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+#define ASIDE_SHOWN 20 /* set-aside messages listed by name; the rest are counted */
+
+struct aside_list {
+	struct buf *b;
+	unsigned n, shown;
+};
+
+static int
+aside_line(void *ctx, const struct store_aside *x)
+{
+	struct aside_list *l = ctx;
+	if (x->failures < ASIDE_AFTER)
+		return 0;
+	if (l->n++ >= ASIDE_SHOWN)
+		return 0;
+	char retry[32];
+	format_time(x->retry_at, retry, sizeof(retry));
+	buf_printf(l->b, "set_aside_msg    = %s/%s (UID %u): %s (%u failures, retried after %s)\n",
+		   x->folder, x->name[0] ? x->name : "?", x->uid, x->reason, x->failures, retry);
+	l->shown++;
+	return 0;
+}
+
+/* Messages the server keeps failing to send (cache/setaside.h): how many, and the first
+ * ASIDE_SHOWN of them. */
+static void
+aside_status(struct store *s, int64_t account_id, struct buf *b)
+{
+	struct buf lines;
+	buf_init(&lines, 64 << 10);
+	struct aside_list l = { .b = &lines };
+	if (store_aside_each(s, account_id, 100000, aside_line, &l) < 0)
+		log_warn(".status: %s", store_errmsg(s));
+	buf_printf(b, "set_aside        = %u\n", l.n);
+	if (lines.len > 0)
+		buf_append(b, lines.data, lines.len);
+	if (l.n > l.shown)
+		buf_printf(b, "set_aside_more   = %u\n", l.n - l.shown);
+	buf_free(&lines);
 }
 
 static void
@@ -103,6 +145,8 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 		snprintf(note, sizeof(note), "%s", a->write_note[0] ? a->write_note : "none");
 		pthread_mutex_unlock(&m->status_mu);
 		buf_printf(b, "write_note       = %s\n", note);
+		if (s != NULL)
+			aside_status(s, a->account_id, b);
 		obx_status(m, i, b);
 		buf_printf(b, "\n");
 	}

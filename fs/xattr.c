@@ -1,5 +1,6 @@
 /* xattr.c - extended attributes: user.mail.flags (read and written), user.mail.uid,
- * user.mail.message-id. Names outside user.mail.* answer EOPNOTSUPP, so coreutils stops
+ * user.mail.message-id, user.mail.status (cached, on server, or why the server fails to
+ * send it: cache/setaside.h). Names outside user.mail.* answer EOPNOTSUPP, so coreutils stops
  * asking (one request per listing instead of two per file).
  */
 #include "fs/fs-internal.h"
@@ -15,11 +16,41 @@
 #include <unistd.h>
 
 #include "cache/change.h"
+#include "cache/setaside.h"
 #include "cache/store.h"
 #include "net/buf.h"
 #include "net/log.h"
 
 /* ---- extended attributes -------------------------------------------------------------- */
+
+/* "cached", "on server", "local" (not on the server yet), or "set aside: REASON (N
+ * failures since DATE, retried after DATE)", "failing: REASON (N failures since DATE)". */
+static int
+status_value(struct store *s, const struct store_msg *msg, char *out, size_t outlen)
+{
+	struct store_aside a;
+	int r = msg->uid != 0 ? store_aside_get(s, msg->folder_id, msg->uid, &a) : 1;
+	if (r < 0)
+		return -EIO;
+	if (r == 0 && !msg->has_body) {
+		char since[32], retry[32];
+		struct tm tm;
+		time_t t = (time_t)a.since;
+		strftime(since, sizeof(since), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+		t = (time_t)a.retry_at;
+		strftime(retry, sizeof(retry), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+		if (a.failures >= ASIDE_AFTER)
+			snprintf(out, outlen, "set aside: %s (%u failures since %s, retried after %s)",
+				 a.reason, a.failures, since, retry);
+		else
+			snprintf(out, outlen, "failing: %s (%u failures since %s)", a.reason,
+				 a.failures, since);
+	} else {
+		snprintf(out, outlen, "%s", msg->uid == 0 ? "local" : msg->has_body ? "cached"
+											: "on server");
+	}
+	return (int)strlen(out);
+}
 
 static int
 xattr_value(struct store *s, fuse_ino_t ino, const char *name, char *out, size_t outlen)
@@ -39,6 +70,8 @@ xattr_value(struct store *s, fuse_ino_t ino, const char *name, char *out, size_t
 		snprintf(out, outlen, "%u", msg.uid);
 	else if (strcmp(name, "user.mail.message-id") == 0 && msg.message_id[0] != '\0')
 		snprintf(out, outlen, "%s", msg.message_id);
+	else if (strcmp(name, "user.mail.status") == 0)
+		return status_value(s, &msg, out, outlen);
 	else
 		return -ENODATA;
 	return (int)strlen(out);
@@ -80,7 +113,7 @@ mfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		struct store_msg msg;
 		if (store_msg_get(s, id, &msg) != 0)
 			return (void)fuse_reply_err(req, ENOENT);
-		static const char base[] = "user.mail.flags\0user.mail.uid\0";
+		static const char base[] = "user.mail.flags\0user.mail.uid\0user.mail.status\0";
 		memcpy(list, base, sizeof(base) - 1);
 		len = sizeof(base) - 1;
 		if (msg.message_id[0] != '\0') {

@@ -144,7 +144,7 @@ relay_stop() {
 }
 
 status_get() { # account key
-	grep -A40 "^\[account $1\]" "$mnt/.status" 2>/dev/null | grep -m1 "^$2 " | sed 's/^[^=]*= //'
+	grep -A80 "^\[account $1\]" "$mnt/.status" 2>/dev/null | grep -m1 "^$2 " | sed 's/^[^=]*= //'
 }
 status_is() { # account key value
 	[ "$(status_get "$1" "$2")" = "$3" ]

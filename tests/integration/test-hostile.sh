@@ -35,6 +35,41 @@ if mount_start "$work/config.bad"; then
 	else bad "breaking FETCH: $logins logins in 20 s (bound 15)"; fi
 	if [ "$lines" -le 40 ]; then ok "breaking FETCH: $lines log lines in 20 s (bound 40)"
 	else bad "breaking FETCH: $lines log lines in 20 s (bound 40)"; fi
+	# UID 2 is set aside after 3 broken FETCHes: listed, EIO, the reason shown (its literal
+	# never ends: the server closes the connection in it); UIDs 1 and 3 get cached.
+	sleep 1.1 # .status is rebuilt at most once a second
+	aside=$(status_get bad set_aside)
+	line=$(status_get bad set_aside_msg)
+	if [ "$aside" = 1 ] && [[ "$line" == INBOX/*"(UID 2): "*closed*"(3 failures"* ]]; then
+		ok "breaking FETCH: .status set_aside = $aside: $line"
+	else
+		bad "breaking FETCH: .status set_aside = '$aside', set_aside_msg = '$line'"
+	fi
+	for uid in 1 2 3; do
+		f=$(find "$mnt/bad/INBOX" -name "*_${uid}_*.eml" -o -name "*_${uid}.eml" | head -1)
+		if [ -z "$f" ]; then bad "breaking FETCH: UID $uid is not listed"; continue; fi
+		st=$(getfattr --absolute-names --only-values -n user.mail.status "$f" 2>&1 || true)
+		if [ "$uid" = 2 ]; then
+			if [[ "$st" == "set aside: "*closed*"(3 failures"* ]]; then
+				ok "breaking FETCH: UID 2 listed, user.mail.status = $st"
+			else
+				bad "breaking FETCH: UID 2 user.mail.status = '$st'"
+			fi
+			if cat "$f" >/dev/null 2>"$work/aside.err"; then
+				bad "breaking FETCH: reading UID 2 succeeded"
+			else
+				ok "breaking FETCH: reading UID 2 fails: $(cat "$work/aside.err")"
+			fi
+			continue
+		fi
+		want=$(python3 -c "import sys, importlib; sys.path.insert(0, '$here'); sys.stdout.buffer.write(importlib.import_module('fake-imap').message($uid))" | sha256sum)
+		got=$(sha256sum <"$f")
+		if [ "$st" = cached ] && [ "$got" = "$want" ]; then
+			ok "breaking FETCH: UID $uid cached and byte-exact beside the set-aside message"
+		else
+			bad "breaking FETCH: UID $uid user.mail.status = '$st', bytes match: $([ "$got" = "$want" ] && echo yes || echo no)"
+		fi
+	done
 else
 	bad "mount of the breaking server failed: $(tail -3 "$work/daemon.log")"
 fi
@@ -72,6 +107,17 @@ if mount_start "$work/config.size" && wait_synced size 30; then
 		ok "declared 100 bytes, $real long: read $got bytes, stat $after after the read"
 	else
 		bad "declared 100 bytes, $real long: read $got bytes, stat $before before and $after after"
+	fi
+	# Declared 0: the kernel never reads an empty file, so the body is fetched anyway.
+	f=$(find "$mnt/size/INBOX" -name '*_2_*.eml' | head -1)
+	real=$(python3 -c "import sys, importlib; sys.path.insert(0, '$here'); print(len(importlib.import_module('fake-imap').message(2)))")
+	size_is() { [ "$(stat -c %s "$1")" = "$2" ]; }
+	if wait_for 15 size_is "$f" "$real"; then
+		got=$(cat "$f" | wc -c)
+		if [ "$got" = "$real" ]; then ok "declared 0 bytes, $real long: stat $real, read $got bytes"
+		else bad "declared 0 bytes, $real long: stat $real but read $got bytes"; fi
+	else
+		bad "declared 0 bytes, $real long: stat still $(stat -c %s "$f") after 15 s"
 	fi
 else
 	bad "mount of the wrong-size server did not sync: $(tail -3 "$work/daemon.log")"
