@@ -176,16 +176,29 @@ sync_connect(struct sync *s, const char *who, int timeout_ms, int io_ms, char *e
 	struct imap *c = account_imap_connect(a, who, timeout_ms, err, errlen);
 	if (c == NULL)
 		return NULL;
+	/* The password is asked once (under the lock, so password_cmd runs once); the login
+	 * itself runs without the lock, which .status and every read take too. */
 	pthread_mutex_lock(&s->mu);
 	if (s->password == NULL && cfg_password(a, &s->password, err, errlen) < 0) {
 		pthread_mutex_unlock(&s->mu);
 		imap_close(&c);
 		return NULL;
 	}
-	enum imap_err e = account_imap_login(c, a, s->password, err, errlen);
-	if (e == IMAP_ERR_AUTH)
-		cfg_secret_free(&s->password); /* ask password_cmd again next time */
+	char *pw = strdup(s->password);
 	pthread_mutex_unlock(&s->mu);
+	if (pw == NULL) {
+		snprintf(err, errlen, "out of memory");
+		imap_close(&c);
+		return NULL;
+	}
+	enum imap_err e = account_imap_login(c, a, pw, err, errlen);
+	if (e == IMAP_ERR_AUTH) {
+		pthread_mutex_lock(&s->mu);
+		if (s->password != NULL && strcmp(s->password, pw) == 0)
+			cfg_secret_free(&s->password); /* ask password_cmd again next time */
+		pthread_mutex_unlock(&s->mu);
+	}
+	cfg_secret_free(&pw);
 	if (e != IMAP_OK) {
 		imap_close(&c);
 		return NULL;
@@ -467,6 +480,19 @@ split_aside(const struct pass *p, uint32_t *uids, size_t n, uint32_t *aside, siz
 	return k;
 }
 
+/* How long a message stays set aside at first: ASIDE_RETRY, or MAILFS_ASIDE_RETRY
+ * seconds (for tests, which cannot wait an hour). */
+static int64_t
+aside_retry_s(void)
+{
+	const char *v = getenv("MAILFS_ASIDE_RETRY");
+	char *end;
+	long long n = v != NULL ? strtoll(v, &end, 10) : 0;
+	return v != NULL && *v != '\0' && *end == '\0' && n > 0 && n <= ASIDE_RETRY_MAX
+		       ? (int64_t)n
+		       : ASIDE_RETRY;
+}
+
 /* The connection broke while a message's data was streaming: count it against that
  * message, and set the message aside when it keeps happening. */
 static void
@@ -480,7 +506,7 @@ blame_stream(struct pass *p)
 	}
 	if (failures < ASIDE_AFTER)
 		return;
-	int64_t wait = ASIDE_RETRY;
+	int64_t wait = aside_retry_s();
 	for (unsigned i = ASIDE_AFTER; i < failures && wait < ASIDE_RETRY_MAX; i++)
 		wait *= 2;
 	if (wait > ASIDE_RETRY_MAX)

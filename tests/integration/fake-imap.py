@@ -21,6 +21,7 @@ client sends to LOGFILE, and behaves according to MODE:
   stallfetch   the same INBOX, but a FETCH of a body gets no answer at all (the
                connection stays open, silent)
   wrongsize    the same INBOX, but RFC822.SIZE is wrong: 100 for UID 1, 0 for UID 2
+  flakyfetch   like badfetch, but only the first 3 whole-body FETCHes of UID 2 break
 Every connection of the mailbox modes logs "LOGIN" lines, so a test counts reconnects.
 Login is accepted in plaintext here (LOGINDISABLED is not advertised) so that a client that
 would send credentials in the clear is caught: the log then holds its LOGIN line.
@@ -28,7 +29,8 @@ would send credentials in the clear is caught: the log then holds its LOGIN line
 import fakeserver
 
 MODES = {"nostarttls", "preauth", "hugeliteral", "longline", "garbage", "deepnest",
-         "badnumber", "bye", "hostilenames", "badfetch", "stallfetch", "wrongsize"}
+         "badnumber", "bye", "hostilenames", "badfetch", "stallfetch", "wrongsize",
+         "flakyfetch"}
 
 
 HOSTILE = [
@@ -76,6 +78,7 @@ def message(uid):
 
 
 UIDS = [1, 2, 3]
+broken = 0  # whole-body FETCHes of UID 2 broken so far (flakyfetch)
 
 
 def uid_set(text):
@@ -116,7 +119,9 @@ def fetch(conn, mode, tag, rest):
                 off, _, ln = rng.partition(b".")
                 data = msg[int(off):int(off) + int(ln)]
                 sec = b"BODY[]<%d>" % int(off)
-            if mode == "badfetch" and uid == 2:
+            global broken
+            if uid == 2 and (mode == "badfetch" or (mode == "flakyfetch" and broken < 3)):
+                broken += 1
                 conn.sendall(head + b" " + sec + b" {%d}\r\n" % len(data) + data[:len(data) // 2] +
                              b"\r\n* BYE broken\r\n")
                 return True  # and the connection is closed
@@ -160,7 +165,7 @@ def main():
     mode, portfile, logfile, _ = fakeserver.args("fake-imap.py MODE PORTFILE LOGFILE", MODES)
     srv = fakeserver.listen(portfile)
     log = fakeserver.open_log(logfile)
-    if mode in ("badfetch", "stallfetch", "wrongsize"):
+    if mode in ("badfetch", "stallfetch", "wrongsize", "flakyfetch"):
         fakeserver.serve_forever(srv, lambda conn: serve_mailbox(conn, log, mode))
         return
     if mode == "hostilenames":

@@ -75,6 +75,34 @@ else
 fi
 unmount
 
+# --- the same message breaking 3 times only: set aside, then retried and cached --------------
+fake_start fake-imap.py flakyfetch
+fake_config flaky all
+export MAILFS_ASIDE_RETRY=3 # seconds instead of an hour
+if mount_start "$work/config.flaky"; then
+	f=
+	cached_whole() {
+		f=$(find "$mnt/flaky/INBOX" -name '*_2_*.eml' -o -name '*_2.eml' | head -1)
+		[ -n "$f" ] && [ "$(getfattr --absolute-names --only-values -n user.mail.status "$f" 2>/dev/null)" = cached ]
+	}
+	if wait_for 40 cached_whole; then
+		want=$(python3 -c "import sys, importlib; sys.path.insert(0, '$here'); sys.stdout.buffer.write(importlib.import_module('fake-imap').message(2))" | sha256sum)
+		sleep 1.1
+		if grep -q "UID 2 set aside after 3 failures" "$work/daemon.log" &&
+		   [ "$(sha256sum <"$f")" = "$want" ] && status_is flaky set_aside 0; then
+			ok "flaky FETCH: UID 2 set aside after 3 failures, retried, cached byte-exact, record cleared"
+		else
+			bad "flaky FETCH: set aside logged: $(grep -c 'set aside after' "$work/daemon.log"), set_aside = $(status_get flaky set_aside)"
+		fi
+	else
+		bad "flaky FETCH: UID 2 not cached after 40 s: $(getfattr --absolute-names --only-values -n user.mail.status "$f" 2>&1)"
+	fi
+else
+	bad "mount of the flaky server failed: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+unset MAILFS_ASIDE_RETRY
+
 # --- a server that stops answering at FETCH: reads fail within seconds ------------------------
 fake_start fake-imap.py stallfetch
 fake_config stall none
