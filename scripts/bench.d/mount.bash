@@ -170,16 +170,17 @@ status_vals() {
 	' "$mb_mnt/.status" 2>/dev/null || true
 }
 
-# mailfs_first_sync N CONFIG: start the daemon on an empty cache; sets T_SYNC (seconds
+# mailfs_first_sync N CONFIG [M]: start the daemon on an empty cache (M messages on the
+# server, default N, set how long to wait at most); sets T_SYNC (seconds
 # until first_sync = done), T_BODIES (until bodies_cached >= N as well: the figure the
 # target applies to, and the state every later step starts from) and PHASES (when .status
 # showed each new phase, "phase@seconds ...") and SYNC_CPU (the daemon's CPU time by then).
 mailfs_first_sync() {
-	local n=$1 cfg=$2 log=$mb_work/mailfs.log t0 now deadline v fs ph bodies="" last=""
+	local n=$1 cfg=$2 m=${3:-$1} log=$mb_work/mailfs.log t0 now deadline v fs ph bodies="" last=""
 	t0=$EPOCHREALTIME
 	build-bench/mailfs -f -o config="$cfg" "$mb_mnt" >"$log" 2>&1 &
 	mb_mfs_pid=$!
-	deadline=$(awk -v t="$t0" -v n="$n" 'BEGIN { printf "%d", t + 120 + n * 0.006 }')
+	deadline=$(awk -v t="$t0" -v n="$m" 'BEGIN { printf "%d", t + 120 + n * 0.006 }')
 	T_SYNC=""
 	T_BODIES=""
 	PHASES=""
@@ -214,11 +215,10 @@ mailfs_first_sync() {
 	done
 }
 
-# run_mbsync FOLDER: mbsync (defaults, so FSync yes) pulls FOLDER into a fresh Maildir;
-# sets T_MBSYNC and MBSYNC_FILES.
-run_mbsync() {
-	local folder=$1 d=$mb_work/mbsync t0
-	rm -rf "$d"
+# mbsync_rc DIR FOLDER: DIR/rc, an mbsync config (defaults, so FSync yes) pulling alice's
+# FOLDER into the Maildir DIR/maildir, its sync state kept there.
+mbsync_rc() {
+	local d=$1 folder=$2
 	mkdir -p "$d/maildir"
 	cat >"$d/rc" <<-EOF
 		IMAPAccount bench
@@ -245,6 +245,14 @@ run_mbsync() {
 		Create Near
 		SyncState *
 	EOF
+}
+
+# run_mbsync FOLDER: mbsync pulls FOLDER into a fresh Maildir; sets T_MBSYNC and
+# MBSYNC_FILES.
+run_mbsync() {
+	local folder=$1 d=$mb_work/mbsync t0
+	rm -rf "$d"
+	mbsync_rc "$d" "$folder"
 	t0=$EPOCHREALTIME
 	mbsync -c "$d/rc" -a -q || die "mbsync failed"
 	T_MBSYNC=$(secs "$t0" "$EPOCHREALTIME")
