@@ -22,15 +22,20 @@ client sends to LOGFILE, and behaves according to MODE:
                connection stays open, silent)
   wrongsize    the same INBOX, but RFC822.SIZE is wrong: 100 for UID 1, 0 for UID 2
   flakyfetch   like badfetch, but only the first 3 whole-body FETCHes of UID 2 break
+  stalllogin   the same INBOX; once the file LOGFILE.stall exists, a new connection is
+               answered up to its LOGIN and then not at all (a server that stalls right
+               after login)
 Every connection of the mailbox modes logs "LOGIN" lines, so a test counts reconnects.
 Login is accepted in plaintext here (LOGINDISABLED is not advertised) so that a client that
 would send credentials in the clear is caught: the log then holds its LOGIN line.
 """
+import os
+
 import fakeserver
 
 MODES = {"nostarttls", "preauth", "hugeliteral", "longline", "garbage", "deepnest",
          "badnumber", "bye", "hostilenames", "badfetch", "stallfetch", "wrongsize",
-         "flakyfetch"}
+         "flakyfetch", "stalllogin"}
 
 
 HOSTILE = [
@@ -135,11 +140,17 @@ def fetch(conn, mode, tag, rest):
 def serve_mailbox(conn, log, mode):
     """A small well-formed server with one INBOX of three messages, broken per mode."""
     conn.sendall(b"* OK [CAPABILITY IMAP4rev1] mailbox\r\n")
+    stall = mode == "stalllogin" and os.path.exists(log.name + ".stall")
+    logged_in = False
     for line in fakeserver.lines(conn, log):
         parts = line.rstrip(b"\r\n").split(b" ", 2)
         tag = parts[0]
         cmd = parts[1].strip().upper() if len(parts) > 1 else b""
         rest = parts[2] if len(parts) > 2 else b""
+        if stall and logged_in:
+            continue  # read, never answered
+        if cmd == b"LOGIN":
+            logged_in = True
         if cmd == b"CAPABILITY":
             out = b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n"
         elif cmd == b"LIST":
@@ -165,7 +176,7 @@ def main():
     mode, portfile, logfile, _ = fakeserver.args("fake-imap.py MODE PORTFILE LOGFILE", MODES)
     srv = fakeserver.listen(portfile)
     log = fakeserver.open_log(logfile)
-    if mode in ("badfetch", "stallfetch", "wrongsize", "flakyfetch"):
+    if mode in ("badfetch", "stallfetch", "wrongsize", "flakyfetch", "stalllogin"):
         fakeserver.serve_forever(srv, lambda conn: serve_mailbox(conn, log, mode))
         return
     if mode == "hostilenames":

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end tests against scripted servers that misbehave (tests/integration/fake-imap.py):
 # a FETCH that always breaks must not make the daemon reconnect in a loop or flood its
-# log, and a server that stops answering must make reads fail within seconds.
+# log, and sets that one message aside while the others are cached; a message that breaks
+# only a few times is set aside, retried and cached; a server that stops answering (at
+# FETCH, or right after login) makes reads fail within seconds; a wrong RFC822.SIZE (too
+# small, or 0) never cuts a read and is corrected.
 #
 #   test-hostile.sh MAILFS        (MAILFS_SERVER_DIR names the servers' DIR, for lib.sh)
 set -euo pipefail
@@ -119,6 +122,25 @@ if mount_start "$work/config.stall" && wait_synced stall 30; then
 	fi
 else
 	bad "mount of the stalling server did not sync: $(tail -3 "$work/daemon.log")"
+fi
+unmount
+
+# --- a server that stalls right after login: the first read of a body fails within seconds --
+fake_start fake-imap.py stalllogin
+fake_config slogin none
+if mount_start "$work/config.slogin" && wait_synced slogin 30; then
+	touch "$flog.stall" # from now on, new connections stall after LOGIN
+	f=$(find "$mnt/slogin/INBOX" -name '*.eml' | head -1)
+	t0=$(date +%s.%N)
+	if cat "$f" >/dev/null 2>"$work/slogin.err"; then rc=0; else rc=$?; fi
+	el=$(echo "$(date +%s.%N) - $t0" | bc)
+	if [ "$rc" != 0 ] && [ "$(echo "$el < 15" | bc)" = 1 ]; then
+		ok "first read on a server stalling after login failed in ${el}s: $(cat "$work/slogin.err")"
+	else
+		bad "first read on a server stalling after login: status $rc after ${el}s"
+	fi
+else
+	bad "mount of the stalling-after-login server did not sync: $(tail -3 "$work/daemon.log")"
 fi
 unmount
 
