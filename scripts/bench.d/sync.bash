@@ -125,7 +125,7 @@ bench_sync_one() {
 	[ ${#mbs[@]} -gt 0 ] && mm=$(printf '%s\n' "${mbs[@]}" | median)
 	rp=$(ratio "$mp" "$mm")
 	rr=$(ratio "$mr" "$mm")
-	printf '\n### scripts/bench sync: %d messages in INBOX (prefetch = none), median of %d\n\n' "$msgs" "$mb_runs"
+	printf '\n### scripts/bench sync: %d messages in INBOX (prefetch = none; %d after the new one), median of %d\n\n' "$n" "$msgs" "$mb_runs"
 	printf '| step | contender | seconds (median) | all runs | ratio | target |\n|---|---|---:|---|---:|---|\n'
 	row "1. first listing, empty cache" "mailfs, until first_sync = done" "$t_first" "" "" ""
 	row "" "mbsync, first pull (bodies too)" "${mb_first:-skipped}" "" "" ""
