@@ -106,43 +106,36 @@ fi
 unmount
 unset MAILFS_ASIDE_RETRY
 
+# read_fails_fast NAME WHAT [SETUP]: mount the fake server as account NAME (prefetch =
+# none), run SETUP once synced, then the first read of a body must fail within 15 s.
+read_fails_fast() {
+	local name=$1 what=$2 setup=${3:-true} f t0 rc el
+	fake_config "$name" none
+	if mount_start "$work/config.$name" && wait_synced "$name" 30; then
+		$setup
+		f=$(find "$mnt/$name/INBOX" -name '*.eml' | head -1)
+		t0=$(date +%s.%N)
+		if cat "$f" >/dev/null 2>"$work/$name.err"; then rc=0; else rc=$?; fi
+		el=$(echo "$(date +%s.%N) - $t0" | bc)
+		if [ "$rc" != 0 ] && [ "$(echo "$el < 15" | bc)" = 1 ]; then
+			ok "read on a server $what failed in ${el}s: $(cat "$work/$name.err")"
+		else
+			bad "read on a server $what: status $rc after ${el}s"
+		fi
+	else
+		bad "mount of the server $what did not sync: $(tail -3 "$work/daemon.log")"
+	fi
+	unmount
+}
+
 # --- a server that stops answering at FETCH: reads fail within seconds ------------------------
 fake_start fake-imap.py stallfetch
-fake_config stall none
-if mount_start "$work/config.stall" && wait_synced stall 30; then
-	f=$(find "$mnt/stall/INBOX" -name '*.eml' | head -1)
-	t0=$(date +%s.%N)
-	if cat "$f" >/dev/null 2>"$work/stall.err"; then rc=0; else rc=$?; fi
-	t1=$(date +%s.%N)
-	el=$(echo "$t1 - $t0" | bc)
-	if [ "$rc" != 0 ] && [ "$(echo "$el < 15" | bc)" = 1 ]; then
-		ok "read on a stalled server failed in ${el}s: $(cat "$work/stall.err")"
-	else
-		bad "read on a stalled server: status $rc after ${el}s"
-	fi
-else
-	bad "mount of the stalling server did not sync: $(tail -3 "$work/daemon.log")"
-fi
-unmount
+read_fails_fast stall "that does not answer FETCH"
 
 # --- a server that stalls right after login: the first read of a body fails within seconds --
+stall_new() { touch "$flog.stall"; } # from now on, new connections stall after LOGIN
 fake_start fake-imap.py stalllogin
-fake_config slogin none
-if mount_start "$work/config.slogin" && wait_synced slogin 30; then
-	touch "$flog.stall" # from now on, new connections stall after LOGIN
-	f=$(find "$mnt/slogin/INBOX" -name '*.eml' | head -1)
-	t0=$(date +%s.%N)
-	if cat "$f" >/dev/null 2>"$work/slogin.err"; then rc=0; else rc=$?; fi
-	el=$(echo "$(date +%s.%N) - $t0" | bc)
-	if [ "$rc" != 0 ] && [ "$(echo "$el < 15" | bc)" = 1 ]; then
-		ok "first read on a server stalling after login failed in ${el}s: $(cat "$work/slogin.err")"
-	else
-		bad "first read on a server stalling after login: status $rc after ${el}s"
-	fi
-else
-	bad "mount of the stalling-after-login server did not sync: $(tail -3 "$work/daemon.log")"
-fi
-unmount
+read_fails_fast slogin "stalling right after login" stall_new
 
 # --- RFC822.SIZE too small: reads are not cut, stat is corrected (prefetch = none) ----------
 fake_start fake-imap.py wrongsize
