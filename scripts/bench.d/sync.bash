@@ -59,7 +59,13 @@ bench_sync_one() {
 	t_ls2=$(secs "$t0" "$EPOCHREALTIME")
 	[ "$count" = "$msgs" ] || notes+=("**ls lists $count files, the server holds $msgs.**")
 
-	# 3. No-change passes of the running daemon (poll = 5s): .status last_pass_ms.
+	# 3. The floor: SELECT (CONDSTORE) + a CHANGEDSINCE FETCH over one session.
+	local raw=() line
+	for ((i = 0; i < mb_runs; i++)); do
+		line=$(scripts/bench.d/raw-select.py "$HOST" "$IMAPS" "$CA" alice "$ALICE_PASS" INBOX)
+		raw+=("$(awk '{print $2}' <<<"$line")")
+	done
+	# No-change passes of the running daemon (poll = 5s): .status last_pass_ms.
 	say "N=$n: $mb_runs no-change passes of the running daemon"
 	p=$(status_get passes)
 	for ((i = 1; i <= mb_runs; i++)); do
@@ -118,7 +124,8 @@ bench_sync_one() {
 		rm -rf "$d"
 	fi
 
-	local mp mr mm rp rr
+	local mp mr mm rp rr mw
+	mw=$(printf '%s\n' "${raw[@]}" | median)
 	mp=$(printf '%s\n' "${pass[@]}" | median)
 	mr=$(printf '%s\n' "${restart[@]}" | median)
 	mm=n/a
@@ -131,6 +138,8 @@ bench_sync_one() {
 	row "" "mbsync, first pull (bodies too)" "${mb_first:-skipped}" "" "" ""
 	row "2. \`ls \| wc -l\`" "mailfs, first listing / again" "$t_ls / $t_ls2" "" "" ""
 	row "3. no-change resync" "mbsync, no-change run" "$mm" "${mbs[*]}" "1.00" ""
+	row "" "floor: SELECT (CONDSTORE) + CHANGEDSINCE FETCH, one session" "$mw" "${raw[*]}" \
+		"$(ratio "$mw" "$mm")x mbsync" ""
 	row "" "mailfs, a pass of the running daemon" "$mp" "${pass[*]}" "${rp}x mbsync" \
 		"<= 0.2x at 100,000: $(verdict "$rp" 0.2)"
 	row "" "mailfs, restart on a warm cache" "$mr" "${restart[*]}" "${rr}x mbsync" ""
