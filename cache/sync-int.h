@@ -70,6 +70,11 @@ struct sync {
 	struct reader readers[READERS];
 };
 
+struct listed_state {
+	int64_t folder_id;
+	struct imap_status_info st;
+};
+
 /* Per-pass state of the sync thread (only that thread touches it). */
 struct pass {
 	struct sync *s;
@@ -106,6 +111,9 @@ struct pass {
 	int64_t aside_folder;
 	uint32_t aside[ASIDE_MAX];
 	size_t naside, aside_rows;
+	/* The folders' state as the last LIST told it (LIST-STATUS), by folder id. */
+	struct listed_state *listed;
+	size_t nlisted, listed_size;
 };
 
 /* ---- sync.c ---------------------------------------------------------------------- */

@@ -323,6 +323,32 @@ collect_gone(void *ctx, const struct store_folder *f)
 	return 0;
 }
 
+/* What LIST-STATUS said of a folder, kept for sync_folder (ids come in ascending order
+ * of the listing, not of id: looked up linearly from the end, folders are few). */
+static int
+listed_add(struct pass *p, int64_t id, const struct imap_status_info *st)
+{
+	if (p->nlisted == p->listed_size) {
+		size_t size = p->listed_size ? p->listed_size * 2 : 64;
+		struct listed_state *l = realloc(p->listed, size * sizeof(*l));
+		if (l == NULL)
+			return -1;
+		p->listed = l;
+		p->listed_size = size;
+	}
+	p->listed[p->nlisted++] = (struct listed_state){ .folder_id = id, .st = *st };
+	return 0;
+}
+
+static const struct imap_status_info *
+listed_get(const struct pass *p, int64_t id)
+{
+	for (size_t i = p->nlisted; i > 0; i--)
+		if (p->listed[i - 1].folder_id == id)
+			return &p->listed[i - 1].st;
+	return NULL;
+}
+
 static int
 list_folders(struct pass *p, struct seen_set *mailboxes)
 {
@@ -330,6 +356,7 @@ list_folders(struct pass *p, struct seen_set *mailboxes)
 	size_t n = 0;
 	struct seen_set seen = { 0 };
 	int ret = -1;
+	p->nlisted = 0;
 	if (imap_list(p->c, &list, &n) != IMAP_OK) {
 		sync_set_error(p->s, imap_errmsg(p->c));
 		return -1;
@@ -351,6 +378,8 @@ list_folders(struct pass *p, struct seen_set *mailboxes)
 				 list[i].raw, store_errmsg(p->store));
 			continue;
 		}
+		if (list[i].has_status && listed_add(p, id, &list[i].status) < 0)
+			goto out;
 		if (!(list[i].flags & IMAP_MBOX_NOSELECT) && seen_add(mailboxes, id) < 0)
 			goto out;
 	}
@@ -527,6 +556,14 @@ sync_folder(struct pass *p, struct store_folder *f)
 {
 	struct imap_select_info si;
 	p->f = f;
+	/* The listing's STATUS says nothing changed: no SELECT at all (on Dovecot a SELECT
+	 * after a LIST costs time in proportion to the folder's size). Only with a
+	 * HIGHESTMODSEQ, which also tells of flag changes. */
+	const struct imap_status_info *ls = listed_get(p, f->id);
+	if (ls != NULL && p->condstore && ls->highestmodseq != 0 && f->uidvalidity != 0 &&
+	    ls->uidvalidity == f->uidvalidity && ls->uidnext == f->uidnext &&
+	    ls->messages == f->messages && ls->highestmodseq == f->highestmodseq)
+		return 0;
 	if (imap_select(p->c, f->server_name, true, &si) != IMAP_OK) {
 		if (conn_error(imap_conn(p->c)) != CONN_OK)
 			return -1;
@@ -768,6 +805,7 @@ pass_end(struct pass *p, int ret)
 	    conn_error(imap_conn(p->c)) != CONN_OK)
 		blame_stream(p);
 	p->stream_uid = 0;
+	p->nlisted = 0; /* a listing tells only the pass that made it */
 	p->mode = MODE_NONE;
 	p->failed = false;
 	return ret;
@@ -907,6 +945,7 @@ out:
 	imap_close(&p.c);
 	store_close(&p.store);
 	buf_free(&p.hdr);
+	free(p.listed);
 	return NULL;
 }
 

@@ -373,7 +373,21 @@ handle_list(struct imap *c, const struct imap_response *r)
 static enum imap_err
 handle_status(struct imap *c, const struct imap_response *r)
 {
-	if (c->status == NULL)
+	struct imap_status_info *st = c->status;
+	if (st == NULL && c->list != NULL && r->nargs >= 1 && imap_arg_is_string(&r->args[0])) {
+		/* LIST-STATUS: it follows its mailbox's LIST line (RFC 5819), usually at once. */
+		struct list_collect *lc = c->list;
+		const char *name = r->args[0].str;
+		for (size_t i = lc->n; i > 0 && st == NULL; i--) {
+			struct imap_mbox *m = &lc->items[i - 1];
+			if (strcmp(m->raw, name) == 0) {
+				memset(&m->status, 0, sizeof(m->status));
+				m->has_status = true;
+				st = &m->status;
+			}
+		}
+	}
+	if (st == NULL)
 		return IMAP_OK;
 	if (r->nargs < 2 || r->args[1].type != IMAP_ARG_LIST || r->args[1].len % 2 != 0)
 		return fail(c, IMAP_ERR_PROTOCOL, "malformed STATUS response");
@@ -384,15 +398,15 @@ handle_status(struct imap *c, const struct imap_response *r)
 			return fail(c, IMAP_ERR_PROTOCOL, "malformed STATUS value");
 		uint32_t v32 = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 		if (imap_arg_atom_is(&l[i], "MESSAGES"))
-			c->status->messages = v32;
+			st->messages = v32;
 		else if (imap_arg_atom_is(&l[i], "UIDNEXT"))
-			c->status->uidnext = v32;
+			st->uidnext = v32;
 		else if (imap_arg_atom_is(&l[i], "UIDVALIDITY"))
-			c->status->uidvalidity = v32;
+			st->uidvalidity = v32;
 		else if (imap_arg_atom_is(&l[i], "UNSEEN"))
-			c->status->unseen = v32;
+			st->unseen = v32;
 		else if (imap_arg_atom_is(&l[i], "HIGHESTMODSEQ"))
-			c->status->highestmodseq = v;
+			st->highestmodseq = v;
 	}
 	return IMAP_OK;
 }
@@ -1145,8 +1159,13 @@ imap_list(struct imap *c, struct imap_mbox **list_r, size_t *n_r)
 	struct list_collect lc = { 0 };
 	c->list = &lc;
 	enum imap_err e;
-	if (imap_has_cap(c, "SPECIAL-USE") && imap_has_cap(c, "LIST-EXTENDED"))
-		e = simple(c, "LIST \"\" \"*\" RETURN (SPECIAL-USE)");
+	bool ext = imap_has_cap(c, "LIST-EXTENDED");
+	bool su = ext && imap_has_cap(c, "SPECIAL-USE");
+	bool ls = ext && imap_has_cap(c, "LIST-STATUS");
+	if (su || ls)
+		e = simple(c, "LIST \"\" \"*\" RETURN (%s%s%s%s)", su ? "SPECIAL-USE" : "",
+			   su && ls ? " " : "", ls ? "STATUS (MESSAGES UIDNEXT UIDVALIDITY" : "",
+			   !ls ? "" : imap_has_cap(c, "CONDSTORE") ? " HIGHESTMODSEQ)" : ")");
 	else
 		e = simple(c, "LIST \"\" \"*\"");
 	c->list = NULL;

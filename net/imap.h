@@ -94,14 +94,23 @@ enum imap_mbox_flags {
 	IMAP_MBOX_BAD_NAME = 1 << 10, /* the name is not valid modified UTF-7: name == raw */
 };
 
+struct imap_status_info {
+	uint32_t messages, uidnext, uidvalidity, unseen;
+	uint64_t highestmodseq; /* 0 if not reported */
+};
+
 struct imap_mbox {
 	char *raw;   /* the name as the server sent it (modified UTF-7) */
 	char *name;  /* decoded to UTF-8 */
 	char delim;  /* hierarchy delimiter, '\0' for NIL */
 	unsigned flags; /* enum imap_mbox_flags */
+	bool has_status; /* the server sent its STATUS with the LIST (LIST-STATUS) */
+	struct imap_status_info status; /* MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ] */
 };
 
-/* LIST "" "*" (with RETURN (SPECIAL-USE) when offered). At most 100,000 mailboxes.
+/* LIST "" "*" (with RETURN (SPECIAL-USE) when offered, and with RETURN (STATUS (MESSAGES
+ * UIDNEXT UIDVALIDITY [HIGHESTMODSEQ])) where LIST-STATUS is offered, RFC 5819: one round
+ * trip tells which folders changed). At most 100,000 mailboxes.
  * *list_r is an array of *n_r entries, to free with imap_mbox_list_free(). */
 enum imap_err imap_list(struct imap *c, struct imap_mbox **list_r, size_t *n_r);
 void imap_mbox_list_free(struct imap_mbox **list, size_t n);
@@ -111,10 +120,6 @@ void imap_mbox_list_free(struct imap_mbox **list, size_t n);
  * escaping (file names are cache/names' business). */
 char *imap_mbox_path(const struct imap_mbox *mb, char *out, size_t outlen);
 
-struct imap_status_info {
-	uint32_t messages, uidnext, uidvalidity, unseen;
-	uint64_t highestmodseq; /* 0 if not reported */
-};
 /* STATUS raw-name (MESSAGES UIDNEXT UIDVALIDITY UNSEEN [HIGHESTMODSEQ]). */
 enum imap_err imap_status(struct imap *c, const char *raw, struct imap_status_info *r);
 
