@@ -186,13 +186,30 @@ test_not_a_message(void **state)
 	journal_is(fx, "");
 }
 
+/* change_renamed.take for the tests: remembers the id, says "written". */
+static int64_t taken;
+static bool
+take_dirty(int64_t id)
+{
+	taken = id;
+	return true;
+}
+
 static void
 test_rename_over(void **state)
 {
 	struct fx *fx = *state;
 	int64_t old = server_msg(fx, fx->inbox, 7, "x.eml", "Subject: old\r\n\r\nold\r\n");
 	int64_t tmp = write_file(fx, fx->inbox, "sedAbC123", "Subject: new\n\nnew\n");
-	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "sedAbC123", fx->inbox, "x.eml", false, NULL));
+	struct change_renamed rn = {.take = take_dirty};
+	taken = 0;
+	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "sedAbC123", fx->inbox, "x.eml", false, &rn));
+	/* What the fs layer is told: the row, that it was scratch, committed now. */
+	assert_int_equal(rn.id, tmp);
+	assert_int_equal(taken, tmp);
+	assert_true(rn.was_scratch);
+	assert_true(rn.was_dirty);
+	assert_int_equal(rn.state, STORE_MSG_PENDING);
 	struct store_msg m;
 	assert_int_equal(store_msg_get(fx->s, old, &m), 1);
 	OK(store_msg_get(fx->s, tmp, &m));
@@ -316,6 +333,12 @@ test_move(void **state)
 	OK(store_msg_get(fx->s, id, &m));
 	assert_int_equal(m.state, STORE_MSG_SERVER);
 	assert_int_equal(m.uid, 8);
+	/* A missing name is ENOENT with no row (fs then looks for a folder of that name). */
+	struct change_renamed rn = {.take = NULL};
+	assert_int_equal(change_rename_msg(fx->s, &fx->a, fx->inbox, "none.eml", fx->work,
+					   "none.eml", false, &rn),
+			 ENOENT);
+	assert_int_equal(rn.id, 0);
 	/* Not into a folder that is not a mailbox. */
 	assert_int_equal(
 	    change_rename_msg(fx->s, &fx->a, fx->inbox, "n.eml", fx->a.top_id, "n.eml", false, NULL),
