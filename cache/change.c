@@ -616,35 +616,52 @@ again:;
 
 int
 change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_id,
-		  const char *name, int64_t new_folder_id, const char *new_name, bool noreplace)
+		  const char *name, int64_t new_folder_id, const char *new_name, bool noreplace,
+		  struct change_renamed *out)
 {
 	struct store_msg m, t;
-	int tries = 0;
-again:;
-	int r = store_msg_lookup(s, folder_id, name, &m);
-	if (r != 0)
-		return r > 0 ? ENOENT : EIO;
-	struct store_folder nf;
-	if ((r = mailbox_of(s, new_folder_id, &nf)) != 0)
-		return r;
-	struct store_folder sub;
-	if (store_folder_lookup(s, new_folder_id, new_name, &sub) == 0)
-		return EISDIR;
-	r = store_msg_lookup(s, new_folder_id, new_name, &t);
-	if (r < 0)
-		return EIO;
-	bool replace = r == 0;
-	if (replace && t.id == m.id)
-		return 0;
-	if (replace && noreplace)
-		return EEXIST;
+	struct change_renamed info;
+	memset(&info, 0, sizeof(info));
+	/* Every row is read inside the write transaction, so none can change under it: one
+	 * lock, one look at the WAL, where reading first and checking again took three. */
 	int e = begin(s, false);
 	if (e != 0)
 		return e;
-	if (!row_unchanged(s, &m) || (replace && !row_unchanged(s, &t))) {
-		if (++tries < ROW_RETRIES)
-			goto again;
-		return EAGAIN;
+	int r = store_msg_lookup(s, folder_id, name, &m);
+	if (r != 0)
+		goto refuse_r;
+	info.id = m.id;
+	info.was_scratch = m.state == STORE_MSG_SCRATCH;
+	info.state = m.state;
+	if (out != NULL && out->take != NULL)
+		info.was_dirty = out->take(m.id);
+	struct store_folder nf;
+	if (store_folder_get(s, new_folder_id, &nf) != 0) {
+		e = ENOENT;
+		goto refuse;
+	}
+	if (nf.account_id != a->account_id || nf.kind != STORE_FOLDER_MAILBOX) {
+		e = nf.account_id != a->account_id ? EXDEV : EPERM; /* EXDEV: mv copies */
+		goto refuse;
+	}
+	struct store_folder sub;
+	if (store_folder_lookup(s, new_folder_id, new_name, &sub) == 0) {
+		e = EISDIR;
+		goto refuse;
+	}
+	r = store_msg_lookup(s, new_folder_id, new_name, &t);
+	if (r < 0) {
+		e = EIO;
+		goto refuse;
+	}
+	bool replace = r == 0;
+	if (replace && t.id == m.id) {
+		e = 0;
+		goto refuse;
+	}
+	if (replace && noreplace) {
+		e = EEXIST;
+		goto refuse;
 	}
 	if (replace) {
 		/* The target's server message goes; a scratch row taking its place replaces it
@@ -654,7 +671,8 @@ again:;
 			m.orig_folder = tid.folder_id;
 			m.orig_uid = tid.uid;
 		} else if (queue_expunge(s, a->account_id, tid) < 0) {
-			return fail(s, EIO);
+			e = fail(s, EIO);
+			goto out;
 		}
 		if (m.state == STORE_MSG_SCRATCH) {
 			if (m.flags[0] == '\0')
@@ -662,8 +680,10 @@ again:;
 			if (!m.mtime_set)
 				m.internaldate = t.internaldate;
 		}
-		if (remove_row(s, &t) < 0)
-			return fail(s, EIO);
+		if (remove_row(s, &t) < 0) {
+			e = fail(s, EIO);
+			goto out;
+		}
 	}
 	if (new_folder_id != folder_id) {
 		if (m.state == STORE_MSG_SERVER) {
@@ -672,8 +692,10 @@ again:;
 			m.orig_uid = m.uid;
 			m.uid = 0;
 			if (journal_add(s, a->account_id, JOURNAL_MOVE, m.id, m.orig_folder, "",
-					m.orig_uid) < 0)
-				return fail(s, EIO);
+					m.orig_uid) < 0) {
+				e = fail(s, EIO);
+				goto out;
+			}
 		} else if (m.state == STORE_MSG_MOVING && m.orig_folder == new_folder_id) {
 			/* Moved back before the MOVE ran: nothing to do on the server. */
 			m.state = STORE_MSG_SERVER;
@@ -691,15 +713,32 @@ again:;
 	}
 	m.folder_id = new_folder_id;
 	snprintf(m.name, sizeof(m.name), "%s", new_name);
-	if (store_msg_save(s, &m) < 0)
-		return fail(s, store_name_taken(s) ? EEXIST : EIO);
+	if (store_msg_save(s, &m) < 0) {
+		e = fail(s, store_name_taken(s) ? EEXIST : EIO);
+		goto out;
+	}
 	if ((e = commit(s)) != 0)
-		return e;
+		goto out;
 	if (replace && t.state == STORE_MSG_SCRATCH)
 		store_scratch_remove(s, t.id);
-	if (m.state == STORE_MSG_SCRATCH && change_is_message_name(new_name))
-		return change_commit(s, a, m.id, false);
-	return 0;
+	info.state = m.state;
+	if (m.state == STORE_MSG_SCRATCH && change_is_message_name(new_name)) {
+		e = change_commit(s, a, m.id, false);
+		struct store_msg now;
+		if (e == 0 && store_msg_get(s, m.id, &now) == 0)
+			info.state = now.state;
+	}
+	goto out;
+refuse_r:
+	e = r > 0 ? ENOENT : EIO;
+refuse:
+	store_rollback(s);
+out:
+	if (out != NULL) {
+		info.take = out->take;
+		*out = info;
+	}
+	return e;
 }
 
 /* ---- flags ---- */

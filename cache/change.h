@@ -58,11 +58,26 @@ int change_commit(struct store *s, const struct change_acct *a, int64_t msg_id, 
  * folder the message went to (Trash), else 0. */
 int change_unlink(struct store *s, const struct change_acct *a, int64_t folder_id,
 		  const char *name, int64_t *trash_id_r);
+/* What change_rename_msg() found and did, for the file system layer. */
+struct change_renamed {
+	/* in (may be NULL): called once with the row's id inside the transaction, before
+	 * anything is changed; its result is was_dirty (fs: "written since its commit"). */
+	bool (*take)(int64_t id);
+	/* out */
+	int64_t id;                  /* the row renamed (0: none found) */
+	bool was_scratch;            /* it was a scratch row before */
+	bool was_dirty;              /* take() said so */
+	enum store_msg_state state;  /* its state after, when 0 is returned */
+};
+
 /* rename of a message or scratch file, maybe over another one (noreplace: EEXIST instead).
- * Commits a scratch row renamed to *.eml (the result is change_commit's). */
+ * Commits a scratch row renamed to *.eml (the result is change_commit's). One write
+ * transaction holds every read and write of the rename. out may be NULL. ENOENT: no
+ * message or scratch file of that name (it may be a folder: change_rename_folder); EXDEV:
+ * new_folder_id is in another account. */
 int change_rename_msg(struct store *s, const struct change_acct *a, int64_t folder_id,
 		      const char *name, int64_t new_folder_id, const char *new_name,
-		      bool noreplace);
+		      bool noreplace, struct change_renamed *out);
 /* setfattr user.mail.flags: the value as given ("\Seen \Flagged"); EINVAL if malformed. */
 int change_set_flags(struct store *s, const struct change_acct *a, int64_t msg_id,
 		     const char *flags);

@@ -19,10 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cache/change.h"
 #include "cache/journal.h"
 #include "net/log.h"
+
+/* The longest command line cmd() sends. */
+#define CMD_LINE_MAX 2400
 
 enum step { STEP_DONE = 0, STEP_KEEP = 1, STEP_RETRY = 2, STEP_LOST = -1 };
 
@@ -53,7 +57,7 @@ cmd(struct run *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static enum imap_err
 cmd(struct run *u, const char *fmt, ...)
 {
-	char line[2400];
+	char line[CMD_LINE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof(line), fmt, ap);
@@ -253,14 +257,12 @@ body_read(void *ctx, char *buf, size_t len)
 }
 
 /* Record that UID `uid` of folder f now holds row m's message (or clean up if the row went
- * meanwhile). In one transaction with the entry's removal. */
-static enum step
-adopt(struct run *u, const struct journal_entry *e, int64_t msg_id,
-      const struct store_folder *f, uint32_t uid, enum store_msg_state was)
+ * meanwhile), and remove the entry: inside the caller's transaction. 0 or -1. */
+static int
+adopt_row(struct run *u, const struct journal_entry *e, int64_t msg_id,
+	  const struct store_folder *f, uint32_t uid, enum store_msg_state was)
 {
 	struct store *s = u->r->store;
-	if (store_begin(s) < 0)
-		return STEP_KEEP;
 	struct store_msg m;
 	int r = store_msg_get(s, msg_id, &m);
 	int rc = 0;
@@ -290,7 +292,18 @@ adopt(struct run *u, const struct journal_entry *e, int64_t msg_id,
 	}
 	if (rc == 0)
 		rc = journal_done(s, e->id);
-	if (rc < 0 || store_commit(s) < 0) {
+	return rc < 0 ? -1 : 0;
+}
+
+/* adopt_row() in a transaction of its own. */
+static enum step
+adopt(struct run *u, const struct journal_entry *e, int64_t msg_id,
+      const struct store_folder *f, uint32_t uid, enum store_msg_state was)
+{
+	struct store *s = u->r->store;
+	if (store_begin(s) < 0)
+		return STEP_KEEP;
+	if (adopt_row(u, e, msg_id, f, uid, was) < 0 || store_commit(s) < 0) {
 		store_rollback(s);
 		snprintf(u->r->error, sizeof(u->r->error), "%s", store_errmsg(s));
 		return STEP_KEEP;
@@ -515,8 +528,62 @@ do_move(struct run *u, struct journal_entry *e)
  * sent with the target's UIDNEXT first, as a single MOVE is; each message the COPYUID code
  * maps is adopted; any other entry is left, marked, for the single path (which finds what
  * the batch made, or moves what it did not). False: not a batch here, use the single path.
- * True with *st: STEP_LOST (the connection went) or STEP_DONE. */
-#define MOVE_BATCH 512
+ * True with *st: STEP_LOST (the connection went) or STEP_DONE.
+ *
+ * While such entries keep coming (one `mv` of many files renames them one by one), the
+ * batch waits for them, up to MOVE_QUIET_MS after the last one and MOVE_WAIT_MS in all:
+ * one UID MOVE then carries them all, and the replay's writes do not contend with the
+ * renames' for the store's lock. */
+#define MOVE_BATCH 1024
+#define MOVE_QUIET_MS 4
+#define MOVE_WAIT_MS 2000
+#define ADOPT_TXN 128 /* adoptions per transaction */
+
+/* Append uid to the UID set `set` (len bytes used, cap bytes in all): consecutive UIDs
+ * make a range ("4:9"). False if it does not fit; the set is unchanged then. */
+static bool
+set_add(char *set, size_t *len, size_t cap, uint32_t *last, uint32_t *run_from, uint32_t uid)
+{
+	char tail[32];
+	size_t keep = *len;
+	if (*len > 0 && uid == *last + 1) {
+		/* Extend the range that ends at *last: drop its written end, write the new one. */
+		if (*run_from != *last)
+			keep = *len - (size_t)snprintf(tail, sizeof(tail), ":%u", *last);
+		int n = snprintf(tail, sizeof(tail), ":%u", uid);
+		if (keep + (size_t)n + 1 > cap)
+			return false;
+		memcpy(set + keep, tail, (size_t)n + 1);
+		*len = keep + (size_t)n;
+	} else {
+		int n = snprintf(tail, sizeof(tail), "%s%u", *len > 0 ? "," : "", uid);
+		if (*len + (size_t)n + 1 > cap)
+			return false;
+		memcpy(set + *len, tail, (size_t)n + 1);
+		*len += (size_t)n;
+		*run_from = uid;
+	}
+	*last = uid;
+	return true;
+}
+
+static bool
+batch_member(struct store *s, const struct journal_entry *x, int64_t src_id, int64_t dst_id)
+{
+	struct store_msg xm;
+	return x->op == JOURNAL_MOVE && x->uidnext == 0 && store_msg_get(s, x->msg_id, &xm) == 0 &&
+	       xm.state == STORE_MSG_MOVING && xm.orig_uid == x->uid && xm.folder_id == dst_id &&
+	       xm.orig_folder == src_id;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool
 move_batch(struct run *u, const struct journal_entry *e, enum step *st)
 {
@@ -529,38 +596,54 @@ move_batch(struct run *u, const struct journal_entry *e, enum step *st)
 	    m.orig_uid != e->uid || store_folder_get(s, m.folder_id, &dst) != 0 || dst.local ||
 	    store_folder_get(s, m.orig_folder, &src) != 0 || src.local)
 		return false;
+	char q[1100];
+	if (imap_quote(dst.server_name, q, sizeof(q)) == NULL)
+		return false;
 	struct journal_entry *es = malloc(MOVE_BATCH * sizeof(*es));
-	char *set = malloc(MOVE_BATCH * 11 + 1);
+	/* What fits on cmd()'s line beside "UID MOVE " and the quoted target. */
+	size_t cap = CMD_LINE_MAX - strlen(q) - 16;
+	char *set = malloc(cap);
 	bool batched = false;
 	if (es == NULL || set == NULL)
 		goto out;
 	size_t n = 0;
 	es[n++] = *e;
-	while (n < MOVE_BATCH && journal_next(s, r->account_id, es[n - 1].id, &es[n]) == 0) {
-		struct journal_entry *x = &es[n];
-		struct store_msg xm;
-		if (x->op != JOURNAL_MOVE || x->uidnext != 0 || store_msg_get(s, x->msg_id, &xm) != 0 ||
-		    xm.state != STORE_MSG_MOVING || xm.orig_uid != x->uid ||
-		    xm.folder_id != dst.id || xm.orig_folder != src.id)
+	int64_t t0 = now_ms(), quiet_from = t0;
+	while (n < MOVE_BATCH) {
+		int jr = journal_next(s, r->account_id, es[n - 1].id, &es[n]);
+		if (jr == 0) {
+			if (!batch_member(s, &es[n], src.id, dst.id))
+				break;
+			n++;
+			quiet_from = now_ms();
+			continue;
+		}
+		int64_t now = now_ms();
+		if (jr < 0 || now - quiet_from >= MOVE_QUIET_MS || now - t0 >= MOVE_WAIT_MS)
 			break;
-		n++;
+		struct timespec nap = {0, 1000 * 1000};
+		nanosleep(&nap, NULL);
 	}
 	uint32_t next = 0;
-	char q[1100];
-	if (n < 2 || uidnext_of(u, dst.server_name, &next) != 0 ||
-	    imap_quote(dst.server_name, q, sizeof(q)) == NULL)
+	if (n < 2 || uidnext_of(u, dst.server_name, &next) != 0)
 		goto out;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++)
-		off += (size_t)sprintf(set + off, "%s%u", i ? "," : "", es[i].uid);
+	/* Marked sent in one transaction, each row checked again in it (it may have been
+	 * moved back or renamed while the batch waited): the set holds the checked prefix. */
 	if (store_begin(s) < 0)
 		goto out;
+	size_t len = 0, k = 0;
+	uint32_t last = 0, run_from = 0;
+	set[0] = '\0';
 	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		es[i].uidnext = next ? next : 1;
-		rc = journal_update(s, &es[i]);
+	for (; k < n && rc == 0; k++) {
+		if (!batch_member(s, &es[k], src.id, dst.id) ||
+		    !set_add(set, &len, cap, &last, &run_from, es[k].uid))
+			break;
+		es[k].uidnext = next ? next : 1;
+		rc = journal_update(s, &es[k]);
 	}
-	if (rc < 0 || store_commit(s) < 0) {
+	n = k;
+	if (rc < 0 || n == 0 || store_commit(s) < 0) {
 		store_rollback(s);
 		goto out;
 	}
@@ -577,18 +660,30 @@ move_batch(struct run *u, const struct journal_entry *e, enum step *st)
 			*st = STEP_LOST;
 		goto out;
 	}
+	/* Adopted ADOPT_TXN to a transaction; a chunk that fails is left to the single path. */
 	uint32_t top = 0;
 	size_t adopted = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t d = imap_copyuid_of(r->c, es[i].uid);
-		if (d == 0)
-			continue;
-		if (d > top)
-			top = d;
-		if (adopt(u, &es[i], es[i].msg_id, &dst, d, STORE_MSG_MOVING) == STEP_DONE) {
-			adopted++;
-			r->replayed++;
+	for (size_t i = 0; i < n;) {
+		if (store_begin(s) < 0)
+			break;
+		size_t done = 0, j = i;
+		bool ok = true;
+		for (; j < n && j - i < ADOPT_TXN && ok; j++) {
+			uint32_t d = imap_copyuid_of(r->c, es[j].uid);
+			if (d == 0)
+				continue;
+			if (d > top)
+				top = d;
+			ok = adopt_row(u, &es[j], es[j].msg_id, &dst, d, STORE_MSG_MOVING) == 0;
+			done++;
 		}
+		if (!ok || store_commit(s) < 0) {
+			store_rollback(s);
+			break;
+		}
+		adopted += done;
+		r->replayed += done;
+		i = j;
 	}
 	if (top != 0)
 		learn_next(u, dst.server_name, top);

@@ -153,6 +153,7 @@ struct store {
 	unsigned char *wbuf; /* the writer's buffer (BODY_CHUNK), kept between writers */
 	bool writing;        /* a writer of this handle is not ended yet */
 	int scratch_dfd;     /* CACHE_DIR/scratch, opened on first use (-1) */
+	bool durable;        /* synchronous = FULL now (store_durable), else NORMAL */
 	char err[ERR_MAX];
 };
 

@@ -279,9 +279,12 @@ store_folder_special(struct store *s, int64_t account_id, unsigned special,
 int
 store_durable(struct store *s, bool on)
 {
+	if (s->durable == on)
+		return 0; /* a PRAGMA parsed and run before every change otherwise */
 	if (sqlite3_exec(s->db, on ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
 			 NULL, NULL, NULL) != SQLITE_OK)
 		return store_db_err(s, "synchronous");
+	s->durable = on;
 	return 0;
 }
 

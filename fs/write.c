@@ -468,40 +468,37 @@ mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
 		return (void)fuse_reply_err(req, EIO);
 	struct change_acct ca, cb;
 	struct account *a;
-	if (!change_acct_of(m, s, from, &ca, &a) || !change_acct_of(m, s, to, &cb, NULL))
+	if (!change_acct_of(m, s, from, &ca, &a))
 		return (void)fuse_reply_err(req, ENOENT);
-	if (ca.account_id != cb.account_id)
-		return (void)fuse_reply_err(req, EXDEV); /* mv copies, then removes */
 	bool noreplace = (flags & RENAME_NOREPLACE) != 0;
-	struct store_folder sub;
-	int e;
-	if (store_folder_lookup(s, from, name, &sub) == 0) {
-		e = change_rename_folder(s, &ca, from, name, to, newname, noreplace);
-	} else {
-		struct store_msg msg;
-		bool was_dirty = false, was_scratch = false;
-		memset(&msg, 0, sizeof(msg));
-		if (store_msg_lookup(s, from, name, &msg) == 0) {
-			was_dirty = dirty_take(msg.id);
-			was_scratch = msg.state == STORE_MSG_SCRATCH;
-		}
-		e = change_rename_msg(s, &ca, from, name, to, newname, noreplace);
+	/* A message (the common case: one transaction does it all), else a folder. */
+	struct change_renamed rn = {.take = dirty_take};
+	int e = change_rename_msg(s, &ca, from, name, to, newname, noreplace, &rn);
+	if (rn.id != 0) {
 		/* Renamed to a scratch name (or refused): still to be committed later. */
-		if (was_dirty && e != 0 && e != EINVAL)
-			dirty_add(msg.id);
+		if (rn.was_dirty && e != 0 && e != EINVAL)
+			dirty_add(rn.id);
 		bool committed = false;
-		if (e == 0 && store_msg_get(s, msg.id, &msg) == 0) {
-			if (msg.state == STORE_MSG_SCRATCH && was_dirty)
-				dirty_add(msg.id);
-			committed = was_scratch && msg.state == STORE_MSG_PENDING;
+		if (e == 0) {
+			if (rn.state == STORE_MSG_SCRATCH && rn.was_dirty)
+				dirty_add(rn.id);
+			committed = rn.was_scratch && rn.state == STORE_MSG_PENDING;
 		}
 		fuse_reply_err(req, e);
 		if (committed)
-			tell_committed(m, msg.id);
+			tell_committed(m, rn.id);
 		if (e == 0 || e == EINVAL)
 			changed(a);
 		return;
 	}
+	struct store_folder sub;
+	if (e != ENOENT || store_folder_lookup(s, from, name, &sub) != 0)
+		return (void)fuse_reply_err(req, e);
+	if (!change_acct_of(m, s, to, &cb, NULL))
+		return (void)fuse_reply_err(req, ENOENT);
+	if (ca.account_id != cb.account_id)
+		return (void)fuse_reply_err(req, EXDEV); /* mv copies, then removes */
+	e = change_rename_folder(s, &ca, from, name, to, newname, noreplace);
 	fuse_reply_err(req, e);
 	if (e == 0)
 		changed(a);

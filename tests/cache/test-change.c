@@ -186,13 +186,30 @@ test_not_a_message(void **state)
 	journal_is(fx, "");
 }
 
+/* change_renamed.take for the tests: remembers the id, says "written". */
+static int64_t taken;
+static bool
+take_dirty(int64_t id)
+{
+	taken = id;
+	return true;
+}
+
 static void
 test_rename_over(void **state)
 {
 	struct fx *fx = *state;
 	int64_t old = server_msg(fx, fx->inbox, 7, "x.eml", "Subject: old\r\n\r\nold\r\n");
 	int64_t tmp = write_file(fx, fx->inbox, "sedAbC123", "Subject: new\n\nnew\n");
-	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "sedAbC123", fx->inbox, "x.eml", false));
+	struct change_renamed rn = {.take = take_dirty};
+	taken = 0;
+	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "sedAbC123", fx->inbox, "x.eml", false, &rn));
+	/* What the fs layer is told: the row, that it was scratch, committed now. */
+	assert_int_equal(rn.id, tmp);
+	assert_int_equal(taken, tmp);
+	assert_true(rn.was_scratch);
+	assert_true(rn.was_dirty);
+	assert_int_equal(rn.state, STORE_MSG_PENDING);
 	struct store_msg m;
 	assert_int_equal(store_msg_get(fx->s, old, &m), 1);
 	OK(store_msg_get(fx->s, tmp, &m));
@@ -207,7 +224,7 @@ test_rename_over(void **state)
 	/* noreplace */
 	write_file(fx, fx->inbox, "other", "Subject: o\n\n");
 	assert_int_equal(
-	    change_rename_msg(fx->s, &fx->a, fx->inbox, "other", fx->inbox, "x.eml", true), EEXIST);
+	    change_rename_msg(fx->s, &fx->a, fx->inbox, "other", fx->inbox, "x.eml", true, NULL), EEXIST);
 }
 
 static void
@@ -216,7 +233,7 @@ test_editor_backup(void **state)
 	struct fx *fx = *state;
 	int64_t old = server_msg(fx, fx->inbox, 9, "d.eml", "Subject: d\r\n\r\nv1\r\n");
 	/* vim: rename to the backup name, write the new file, remove the backup. */
-	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "d.eml", fx->inbox, "d.eml~", false));
+	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "d.eml", fx->inbox, "d.eml~", false, NULL));
 	journal_is(fx, "");
 	int64_t nw = write_file(fx, fx->inbox, "d.eml", "Subject: d\n\nv2\n");
 	OK(change_commit(fx->s, &fx->a, nw, true));
@@ -301,24 +318,30 @@ test_move(void **state)
 {
 	struct fx *fx = *state;
 	int64_t id = server_msg(fx, fx->inbox, 8, "m.eml", "Subject: m\r\n\r\n");
-	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "m.eml", fx->work, "m.eml", false));
+	OK(change_rename_msg(fx->s, &fx->a, fx->inbox, "m.eml", fx->work, "m.eml", false, NULL));
 	struct store_msg m;
 	OK(store_msg_get(fx->s, id, &m));
 	assert_int_equal(m.state, STORE_MSG_MOVING);
 	assert_int_equal(m.folder_id, fx->work);
 	/* Renamed inside the folder: nothing more for the server. */
-	OK(change_rename_msg(fx->s, &fx->a, fx->work, "m.eml", fx->work, "n.eml", false));
+	OK(change_rename_msg(fx->s, &fx->a, fx->work, "m.eml", fx->work, "n.eml", false, NULL));
 	char want[128];
 	snprintf(want, sizeof(want), "MOVE:%lld:%lld:8", (long long)id, (long long)fx->inbox);
 	journal_is(fx, want);
 	/* Moved back before the MOVE ran: it is where the server has it again. */
-	OK(change_rename_msg(fx->s, &fx->a, fx->work, "n.eml", fx->inbox, "n.eml", false));
+	OK(change_rename_msg(fx->s, &fx->a, fx->work, "n.eml", fx->inbox, "n.eml", false, NULL));
 	OK(store_msg_get(fx->s, id, &m));
 	assert_int_equal(m.state, STORE_MSG_SERVER);
 	assert_int_equal(m.uid, 8);
+	/* A missing name is ENOENT with no row (fs then looks for a folder of that name). */
+	struct change_renamed rn = {.take = NULL};
+	assert_int_equal(change_rename_msg(fx->s, &fx->a, fx->inbox, "none.eml", fx->work,
+					   "none.eml", false, &rn),
+			 ENOENT);
+	assert_int_equal(rn.id, 0);
 	/* Not into a folder that is not a mailbox. */
 	assert_int_equal(
-	    change_rename_msg(fx->s, &fx->a, fx->inbox, "n.eml", fx->a.top_id, "n.eml", false),
+	    change_rename_msg(fx->s, &fx->a, fx->inbox, "n.eml", fx->a.top_id, "n.eml", false, NULL),
 	    EPERM);
 }
 
