@@ -350,6 +350,9 @@ add_new(struct pass *ps, struct store_folder *f, int *added_r)
 	unsigned rows = 0;
 	bool txn = false;
 	uint32_t uidnext = f->uidnext ? f->uidnext : 1;
+	uint64_t vanished = 0;
+	if (ps->nnew > 0 && store_pop3_vanished(ps->store, ps->folder_id, ps->pass, &vanished) < 0)
+		goto out;
 	for (size_t i = 0; i < ps->nnew; i++) {
 		struct newmsg *m = &ps->nw[i];
 		if (stopping(ps->p))
@@ -385,20 +388,18 @@ add_new(struct pass *ps, struct store_folder *f, int *added_r)
 			goto out;
 		if (fr == 0)
 			continue; /* a duplicate already known under its fallback identity */
-		/* A changed UIDL: the same Message-ID and size not listed under its old one. */
-		if (mid[0] != '\0') {
-			struct store_pop3 r;
-			int64_t after = 0;
-			bool found = false;
-			while (!found && store_pop3_next(ps->store, ps->folder_id, after, &r) == 0) {
-				after = r.msg_id;
-				if (r.seen != ps->pass && r.dele == 0 && r.size == m->size &&
-				    strcmp(r.message_id, mid) == 0)
-					found = true;
-			}
-			if (found) {
-				if (store_pop3_rekey(ps->store, r.msg_id, key, m->msgno, ps->pass) < 0)
+		/* A changed UIDL: the same Message-ID and size not listed under its old one
+		 * (looked for only while some known row is missing from this listing). */
+		if (vanished > 0 && mid[0] != '\0') {
+			int64_t old;
+			int mr = store_pop3_match(ps->store, ps->folder_id, ps->pass, mid, m->size,
+						  &old);
+			if (mr < 0)
+				goto out;
+			if (mr == 0) {
+				if (store_pop3_rekey(ps->store, old, key, m->msgno, ps->pass) < 0)
 					goto out;
+				vanished--;
 				continue;
 			}
 		}

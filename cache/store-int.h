@@ -88,6 +88,11 @@
 		      " m.message_id, m.has_body FROM pop3_msgs p JOIN messages m ON m.id = p.msg_id"\
 		      " WHERE p.folder_id = ?1 AND p.msg_id > ?2 ORDER BY p.msg_id LIMIT 1")        \
 	X(POP3_FIND, "SELECT msg_id FROM pop3_msgs WHERE folder_id = ?1 AND uidl = ?2 LIMIT 1")    \
+	X(POP3_VANISHED, "SELECT count(*) FROM pop3_msgs WHERE folder_id = ?1 AND seen != ?2"     \
+			  " AND dele = 0")                                                           \
+	X(POP3_MATCH, "SELECT p.msg_id FROM pop3_msgs p JOIN messages m ON m.id = p.msg_id"       \
+		       " WHERE p.folder_id = ?1 AND p.seen != ?2 AND p.dele = 0 AND m.size = ?3"    \
+		       " AND m.message_id = ?4 AND ?4 != '' LIMIT 1")                               \
 	X(POP3_REKEY, "UPDATE pop3_msgs SET uidl = ?2, msgno = ?3, seen = ?4 WHERE msg_id = ?1")  \
 	X(POP3_DELE, "UPDATE pop3_msgs SET dele = ?2 WHERE msg_id = ?1")                          \
 	X(PACK_GROW, "UPDATE packs SET used = max(used, ?2) WHERE id = ?1")                        \

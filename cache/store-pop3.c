@@ -156,3 +156,40 @@ store_pop3_exists(struct store *s, int64_t folder_id, const char *uidl)
 	store_finish(st);
 	return ret;
 }
+
+int
+store_pop3_vanished(struct store *s, int64_t folder_id, int64_t pass, uint64_t *n_r)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_POP3_VANISHED);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, pass);
+	int rc = sqlite3_step(st);
+	*n_r = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	if (rc != SQLITE_ROW)
+		snprintf(s->err, sizeof(s->err), "pop3 vanished: %s", sqlite3_errmsg(s->db));
+	store_finish(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+int
+store_pop3_match(struct store *s, int64_t folder_id, int64_t pass, const char *message_id,
+		 uint64_t size, int64_t *msg_id_r)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_POP3_MATCH);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_int64(st, 2, pass);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+	sqlite3_bind_text(st, 4, message_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+	if (ret == 0)
+		*msg_id_r = sqlite3_column_int64(st, 0);
+	else if (ret < 0)
+		snprintf(s->err, sizeof(s->err), "pop3 match: %s", sqlite3_errmsg(s->db));
+	store_finish(st);
+	return ret;
+}

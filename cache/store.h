@@ -308,6 +308,12 @@ int store_pop3_exists(struct store *s, int64_t folder_id, const char *uidl);
 int store_pop3_get(struct store *s, int64_t msg_id, struct store_pop3 *r);
 /* The next identity of the folder after row after_id: 0, 1 none, -1. */
 int store_pop3_next(struct store *s, int64_t folder_id, int64_t after_id, struct store_pop3 *r);
+/* How many rows of the folder, not deleted by us, were not seen in pass `pass`. */
+int store_pop3_vanished(struct store *s, int64_t folder_id, int64_t pass, uint64_t *n_r);
+/* A row not seen in `pass` (and not deleted by us) with this Message-ID and size: 0 and
+ * *msg_id_r, 1 none, -1. */
+int store_pop3_match(struct store *s, int64_t folder_id, int64_t pass, const char *message_id,
+		     uint64_t size, int64_t *msg_id_r);
 /* Give a row a new identity (a changed UIDL), seen in `pass` as msgno. */
 int store_pop3_rekey(struct store *s, int64_t msg_id, const char *uidl, uint32_t msgno,
 		     int64_t pass);

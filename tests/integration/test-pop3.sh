@@ -66,6 +66,22 @@ craft() { # maildir
 	chown --reference="$1" "$f" 2>/dev/null || chown 999:994 "$f"
 }
 
+# The other suites expect the seeded INBOXes: what this test adds, deletes (rm,
+# after_cache) is put back at exit (the maildir files as they were, then a resync).
+snapshot() { # user maildir
+	mkdir -p "$work/snap-$1"
+	(cd "$2" && find cur new -maxdepth 1 -type f -printf '%P\n' | sed 's/:2,.*//' |
+		sort >"$work/snap-$1.list" && tar cf "$work/snap-$1/inbox.tar" cur new)
+}
+restore() { # user maildir
+	[ -f "$work/snap-$1/inbox.tar" ] || return 0
+	(cd "$2" && find cur new -maxdepth 1 -type f -delete && tar xpf "$work/snap-$1/inbox.tar")
+	dova force-resync -u "$1" INBOX >/dev/null 2>&1 || true
+}
+snapshot alice "$MAILDIR_ALICE"
+snapshot bob "$MAILDIR_BOB"
+on_cleanup 'restore alice "$MAILDIR_ALICE"; restore bob "$MAILDIR_BOB"'
+
 # --- 1. pop3:// (STLS): listing, byte-exact reads, sizes -------------------------------------
 craft "$MAILDIR_ALICE"
 rm -rf "$work/dump"
