@@ -312,7 +312,8 @@ size_listed(void *ctx, uint32_t msgno, uint64_t size)
 {
 	struct pass *ps = ctx;
 	struct newmsg key = {.msgno = msgno};
-	struct newmsg *m = bsearch(&key, ps->nw, ps->nnew, sizeof(*m), cmp_msgno);
+	struct newmsg *m =
+		ps->nnew ? bsearch(&key, ps->nw, ps->nnew, sizeof(*m), cmp_msgno) : NULL;
 	if (m != NULL)
 		m->size = size;
 	return 0;
@@ -610,11 +611,13 @@ do_pass(struct pop3_sync *p, struct store *s)
 		goto out;
 	}
 	/* A UIDL listed twice: every occurrence but the first (by number) is a duplicate. */
-	qsort(ps.nw, ps.nnew, sizeof(*ps.nw), cmp_uidl);
-	for (size_t i = 1; i < ps.nnew; i++)
-		if (strcmp(ps.nw[i].uidl, ps.nw[i - 1].uidl) == 0)
-			ps.nw[i].dup = true;
-	qsort(ps.nw, ps.nnew, sizeof(*ps.nw), cmp_msgno);
+	if (ps.nnew > 1) {
+		qsort(ps.nw, ps.nnew, sizeof(*ps.nw), cmp_uidl);
+		for (size_t i = 1; i < ps.nnew; i++)
+			if (strcmp(ps.nw[i].uidl, ps.nw[i - 1].uidl) == 0)
+				ps.nw[i].dup = true;
+		qsort(ps.nw, ps.nnew, sizeof(*ps.nw), cmp_msgno);
+	}
 	if (ps.nnew > 0 && (e = pop3_list(ps.c, size_listed, &ps)) != POP3_SUCCESS) {
 		set_error(p, pop3_errmsg(ps.c));
 		ret = -2;
