@@ -45,8 +45,9 @@ bp_fetchmail() {
 	rm -f "$w/fm.bsmtp" "$w/fetchids"
 	cat >"$w/fetchmailrc" <<EOC
 set no bouncemail
+set idfile "$w/fetchids"
 poll 127.0.0.1 service $POP3S protocol POP3 user alice password "$ALICE_PASS"
-	ssl sslcertck sslcertfile "$CA" keep fetchall bsmtp "$w/fm.bsmtp" idfile "$w/fetchids"
+	ssl sslcertck sslcertfile "$CA" keep fetchall bsmtp "$w/fm.bsmtp"
 EOC
 	chmod 600 "$w/fetchmailrc"
 	t0=$(bp_now)
@@ -61,9 +62,10 @@ bench_pop3() {
 	[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000)
 	command -v fetchmail >/dev/null || die "fetchmail is not installed (scripts/deps)"
 	start_servers
-	local w have=0 n
-	w=$(mktemp -d /tmp/mailfs-bench-pop3.XXXXXX)
-	trap 'fusermount3 -u "$w/mnt" 2>/dev/null; scripts/test-servers stop "$servers" >/dev/null 2>&1 || true; rm -rf "$servers" "$w"' EXIT
+	local have=0 n w
+	bp_work=$(mktemp -d /tmp/mailfs-bench-pop3.XXXXXX)
+	w=$bp_work
+	trap 'fusermount3 -u "$bp_work/mnt" 2>/dev/null; scripts/test-servers stop "$servers" >/dev/null 2>&1 || true; rm -rf "$servers" "$bp_work"' EXIT
 	for n in "${sizes[@]}"; do
 		echo "seeding alice's INBOX up to $n messages ..." >&2
 		[ "$n" -gt "$have" ] && scripts/seed alice $((n - have)) >/dev/null
