@@ -47,8 +47,8 @@ bp_fetchmail() {
 	cat >"$w/fetchmailrc" <<EOC
 set no bouncemail
 set idfile "$w/fetchids"
-poll 127.0.0.1 service $POP3S protocol POP3 user alice password "$ALICE_PASS"
-	ssl keep fetchall bsmtp "$w/fm.bsmtp"
+poll localhost via 127.0.0.1 service $POP3S protocol POP3 user alice password "$ALICE_PASS"
+	ssl sslcertfile "$CA" no sslcertck keep fetchall bsmtp "$w/fm.bsmtp"
 EOC
 	chmod 600 "$w/fetchmailrc"
 	t0=$(bp_now)
