@@ -85,8 +85,9 @@
 		     " m.message_id, m.has_body FROM pop3_msgs p JOIN messages m ON m.id = p.msg_id" \
 		     " WHERE p.msg_id = ?1")                                                        \
 	X(POP3_NEXT, "SELECT p.msg_id, m.uid, p.uidl, p.msgno, p.seen, p.dele, m.size,"           \
-		      " m.message_id, m.has_body FROM pop3_msgs p JOIN messages m ON m.id = p.msg_id"\
-		      " WHERE p.folder_id = ?1 AND p.msg_id > ?2 ORDER BY p.msg_id LIMIT 1")        \
+		      " m.message_id, m.has_body FROM pop3_msgs p NOT INDEXED JOIN messages m"     \
+		      " ON m.id = p.msg_id WHERE p.msg_id > ?2 AND p.folder_id = ?1"                 \
+		      " ORDER BY p.msg_id LIMIT 1") /* a rowid range: O(1) per step */        \
 	X(POP3_FIND, "SELECT msg_id FROM pop3_msgs WHERE folder_id = ?1 AND uidl = ?2 LIMIT 1")    \
 	X(POP3_VANISHED, "SELECT count(*) FROM pop3_msgs WHERE folder_id = ?1 AND seen != ?2"     \
 			  " AND dele = 0")                                                           \

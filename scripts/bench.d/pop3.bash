@@ -66,7 +66,7 @@ bench_pop3() {
 	local have=0 n w
 	bp_work=$(mktemp -d /tmp/mailfs-bench-pop3.XXXXXX)
 	w=$bp_work
-	trap 'fusermount3 -u "$bp_work/mnt" 2>/dev/null; scripts/test-servers stop "$servers" >/dev/null 2>&1 || true; rm -rf "$servers" "$bp_work"' EXIT
+	trap 'fusermount3 -u "$bp_work/mnt" 2>/dev/null; scripts/test-servers stop "$servers" >/dev/null 2>&1 || true; rm -rf "$servers" "$bp_work"; true' EXIT
 	for n in "${sizes[@]}"; do
 		echo "seeding alice's INBOX up to $n messages ..." >&2
 		[ "$n" -gt "$have" ] && scripts/seed alice $((n - have)) >/dev/null
