@@ -94,4 +94,9 @@ bench_pop3() {
 		printf '  mailfs peak RSS (VmHWM): %d KiB\n' "$r"
 		printf '  all runs: mailfs %s; fetchmail %s; RSS %s\n' "${mt[*]}" "${ft[*]}" "${rs[*]}"
 	done
+	# Not left to the EXIT trap alone: stop the servers and remove the work now.
+	scripts/test-servers stop "$servers" >/dev/null 2>&1 || true
+	rm -rf "$servers" "$bp_work"
+	trap - EXIT
+	return 0
 }
