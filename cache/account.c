@@ -98,3 +98,33 @@ account_smtp_login(struct smtp *c, const struct cfg_account *acct, const char *s
 		snprintf(err, errlen, "%s", smtp_errmsg(c));
 	return e;
 }
+
+struct pop3 *
+account_pop3_open(const struct cfg_account *acct, const char *who, int timeout_ms,
+		  const char *password, bool *auth_r, char *err, size_t errlen)
+{
+	char trace[96];
+	snprintf(trace, sizeof(trace), "pop3 %s%s%s", acct->name, who ? " " : "", who ? who : "");
+	struct pop3_opts o = {
+		.host = acct->pop3.host,
+		.port = acct->pop3.port,
+		.implicit_tls = acct->pop3.implicit_tls,
+		.plaintext = !acct->tls,
+		.tls = { .ca_file = acct->ca_file, .verify = acct->tls_verify },
+		.timeout_ms = timeout_ms,
+		.trace = trace,
+	};
+	if (auth_r != NULL)
+		*auth_r = false;
+	struct pop3 *c = NULL;
+	if (pop3_connect(&o, &c, err, errlen) != POP3_SUCCESS)
+		return NULL;
+	enum pop3_err e = pop3_login(c, acct->user, password);
+	if (e != POP3_SUCCESS) {
+		snprintf(err, errlen, "%s", pop3_errmsg(c));
+		if (auth_r != NULL)
+			*auth_r = e == POP3_ERR_AUTH;
+		pop3_close(&c);
+	}
+	return c;
+}

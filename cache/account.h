@@ -12,10 +12,12 @@
 #ifndef MAILFS_ACCOUNT_H
 #define MAILFS_ACCOUNT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cache/config.h"
 #include "net/imap.h"
+#include "net/pop3.h"
 #include "net/smtp.h"
 
 /* Connect to the account's IMAP server (its imap URL, `tls`, `ca_file`, `tls_verify`),
@@ -47,5 +49,13 @@ enum smtp_err account_smtp_connect(const struct cfg_account *acct, int timeout_m
  * server's one-line message in err; c is left open either way. */
 enum smtp_err account_smtp_login(struct smtp *c, const struct cfg_account *acct,
 				 const char *secret, char *err, size_t errlen);
+
+/* Connect to the account's POP3 server (its pop3 URL: STLS required for pop3://, implicit
+ * TLS for pop3s://; `tls`, `ca_file`, `tls_verify`) and log in as the account's user,
+ * each wait at most timeout_ms; traces "pop3 NAME WHO". The logged-in client, or NULL with
+ * a one-line reason in err; *auth_r (may be NULL) is set when the server refused the
+ * password. */
+struct pop3 *account_pop3_open(const struct cfg_account *acct, const char *who, int timeout_ms,
+			       const char *password, bool *auth_r, char *err, size_t errlen);
 
 #endif

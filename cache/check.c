@@ -178,12 +178,59 @@ check_login(const struct cfg_account *a, char *err, size_t errlen)
 	int ret = -1;
 	if (cfg_password(a, &password, err, errlen) < 0)
 		goto out;
+	if (a->pop3.set) {
+		struct pop3 *pc = account_pop3_open(a, "check", 10000, password, NULL, err, errlen);
+		if (pc == NULL)
+			goto out;
+		(void)pop3_quit(pc);
+		pop3_close(&pc);
+		ret = 0;
+		goto out;
+	}
 	if ((c = account_imap_open(a, "check", 10000, password, err, errlen)) == NULL)
 		goto out;
 	ret = 0;
 out:
 	cfg_secret_free(&password);
 	imap_close(&c);
+	return ret;
+}
+
+static int
+count_listed(void *ctx, uint32_t msg, uint64_t size)
+{
+	uint64_t *n = ctx;
+	n[0]++;
+	n[1] += size;
+	return 0;
+}
+
+/* Log in to a POP3 account, say what it offers and how much mail waits; changes nothing. */
+static int
+check_pop3(const struct cfg_account *a, const char *password, FILE *out, char *err,
+	   size_t errlen)
+{
+	struct pop3 *c = account_pop3_open(a, "check", 10000, password, NULL, err, errlen);
+	if (c == NULL)
+		return -1;
+	int ret = -1;
+	fprintf(out, "  pop3: logged in%s%s\n", pop3_has_capa(c, "UIDL") ? ", UIDL" : "",
+		pop3_has_capa(c, "TOP") ? ", TOP" : "");
+	uint64_t n[2] = {0, 0};
+	if (pop3_list(c, count_listed, n) != POP3_SUCCESS) {
+		snprintf(err, errlen, "LIST failed: %s", pop3_errmsg(c));
+		goto out;
+	}
+	fprintf(out, "  INBOX: %llu messages, %llu bytes%s\n", (unsigned long long)n[0],
+		(unsigned long long)n[1],
+		a->pop3_delete == CFG_POP3_DELETE_AFTER_CACHE ? " (pop3_delete = after_cache)" : "");
+	if (pop3_quit(c) != POP3_SUCCESS) {
+		snprintf(err, errlen, "QUIT failed: %s", pop3_errmsg(c));
+		goto out;
+	}
+	ret = 0;
+out:
+	pop3_close(&c);
 	return ret;
 }
 
@@ -219,9 +266,7 @@ check_accounts(const struct cfg *cfg, FILE *out, FILE *errout)
 			if (a->imap.set)
 				r = check_imap(a, password, out, err, sizeof(err));
 			else
-				snprintf(err, sizeof(err),
-					 "POP3 accounts cannot be checked yet: this build has no POP3 "
-					 "client");
+				r = check_pop3(a, password, out, err, sizeof(err));
 			if (r != 0)
 				fprintf(out, "  FAILED: %s\n", err);
 		}

@@ -77,6 +77,25 @@
 	X(PACK_LAST, "SELECT id FROM packs ORDER BY id DESC LIMIT 1")                              \
 	X(PACK_USED, "SELECT used FROM packs WHERE id = ?1")                                       \
 	X(PACK_ADD, "INSERT INTO packs(used) VALUES (0) RETURNING id")                             \
+	X(POP3_ADD, "INSERT INTO pop3_msgs(msg_id, folder_id, uidl, msgno, seen) VALUES"           \
+		     " (?1, ?2, ?3, ?4, ?5)")                                                       \
+	X(POP3_SEEN, "UPDATE pop3_msgs SET seen = ?3, msgno = ?4 WHERE folder_id = ?1"          \
+		      " AND uidl = ?2 AND seen != ?3 RETURNING msg_id")                                             \
+	X(POP3_GET, "SELECT p.msg_id, m.uid, p.uidl, p.msgno, p.seen, p.dele, m.size,"            \
+		     " m.message_id, m.has_body FROM pop3_msgs p JOIN messages m ON m.id = p.msg_id" \
+		     " WHERE p.msg_id = ?1")                                                        \
+	X(POP3_NEXT, "SELECT p.msg_id, m.uid, p.uidl, p.msgno, p.seen, p.dele, m.size,"           \
+		      " m.message_id, m.has_body FROM pop3_msgs p NOT INDEXED JOIN messages m"     \
+		      " ON m.id = p.msg_id WHERE p.msg_id > ?2 AND p.folder_id = ?1"                 \
+		      " ORDER BY p.msg_id LIMIT 1") /* a rowid range: O(1) per step */        \
+	X(POP3_FIND, "SELECT msg_id FROM pop3_msgs WHERE folder_id = ?1 AND uidl = ?2 LIMIT 1")    \
+	X(POP3_VANISHED, "SELECT count(*) FROM pop3_msgs WHERE folder_id = ?1 AND seen != ?2"     \
+			  " AND dele = 0")                                                           \
+	X(POP3_MATCH, "SELECT p.msg_id FROM pop3_msgs p JOIN messages m ON m.id = p.msg_id"       \
+		       " WHERE p.folder_id = ?1 AND p.seen != ?2 AND p.dele = 0 AND m.size = ?3"    \
+		       " AND m.message_id = ?4 AND ?4 != '' LIMIT 1")                               \
+	X(POP3_REKEY, "UPDATE pop3_msgs SET uidl = ?2, msgno = ?3, seen = ?4 WHERE msg_id = ?1")  \
+	X(POP3_DELE, "UPDATE pop3_msgs SET dele = ?2 WHERE msg_id = ?1")                          \
 	X(PACK_GROW, "UPDATE packs SET used = max(used, ?2) WHERE id = ?1")                        \
 	X(MSG_LOCAL_NEW, "INSERT INTO messages(folder_id, uid, internaldate, size, name, state,"   \
 			 " mtime_set) VALUES (?1, -4611686018427387904, ?2, 0, ?3, 1, ?4)"         \

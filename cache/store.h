@@ -275,6 +275,50 @@ int store_sync(struct store *s);
  * through the mount, before the commit that records it). */
 int store_body_sync(struct store *s);
 
+/* ---- POP3 identities (cache/store-pop3.c) ---- */
+
+/* A POP3 message row's server identity: the UIDL string (or, for a UIDL the server gave
+ * twice, "UIDL Message-ID size"), its number in the current session and the pass that
+ * last saw it. dele: 0 on the server, 1 DELE wanted (after_cache: its body is durable),
+ * 2 gone from the server by our DELE (the cached copy is all there is: kept). */
+struct store_pop3 {
+	int64_t msg_id;
+	uint32_t uid; /* the row's local number (in its name) */
+	char uidl[600];
+	uint32_t msgno;
+	int64_t seen;
+	int dele;
+	uint64_t size;
+	char message_id[512];
+	bool has_body;
+};
+
+/* Create the table if needed (once per handle before the other calls). */
+int store_pop3_init(struct store *s);
+/* Record the identity of a new message row. */
+int store_pop3_add(struct store *s, int64_t msg_id, int64_t folder_id, const char *uidl,
+		   uint32_t msgno, int64_t pass);
+/* The row with this identity, not seen yet in pass `pass`, is listed in it as number
+ * msgno: 0 and *msg_id_r, 1 no such row (unknown, or already seen in this pass), -1. */
+int store_pop3_seen(struct store *s, int64_t folder_id, const char *uidl, uint32_t msgno,
+		    int64_t pass, int64_t *msg_id_r);
+/* Is there a row with this identity? 0 yes, 1 no, -1. */
+int store_pop3_exists(struct store *s, int64_t folder_id, const char *uidl);
+/* 0 found, 1 not found, -1. */
+int store_pop3_get(struct store *s, int64_t msg_id, struct store_pop3 *r);
+/* The next identity of the folder after row after_id: 0, 1 none, -1. */
+int store_pop3_next(struct store *s, int64_t folder_id, int64_t after_id, struct store_pop3 *r);
+/* How many rows of the folder, not deleted by us, were not seen in pass `pass`. */
+int store_pop3_vanished(struct store *s, int64_t folder_id, int64_t pass, uint64_t *n_r);
+/* A row not seen in `pass` (and not deleted by us) with this Message-ID and size: 0 and
+ * *msg_id_r, 1 none, -1. */
+int store_pop3_match(struct store *s, int64_t folder_id, int64_t pass, const char *message_id,
+		     uint64_t size, int64_t *msg_id_r);
+/* Give a row a new identity (a changed UIDL), seen in `pass` as msgno. */
+int store_pop3_rekey(struct store *s, int64_t msg_id, const char *uidl, uint32_t msgno,
+		     int64_t pass);
+int store_pop3_set_dele(struct store *s, int64_t msg_id, int dele);
+
 /* ---- numbers for .status ---- */
 
 struct store_stats {

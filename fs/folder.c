@@ -29,6 +29,8 @@ mfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	struct account *a;
 	if (!change_acct_of(m, s, pid, &ca, &a))
 		return (void)fuse_reply_err(req, ENOENT);
+	if (pop3_of_folder(m, s, pid) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	int64_t id;
 	int e = change_mkdir(s, &ca, pid, name, &id);
 	if (e != 0)
@@ -68,6 +70,8 @@ mfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct account *a;
 	if (!change_acct_of(m, s, pid, &ca, &a))
 		return (void)fuse_reply_err(req, ENOENT);
+	if (pop3_of_folder(m, s, pid) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	struct store_msg msg;
 	if (store_msg_lookup(s, pid, name, &msg) == 0)
 		return (void)fuse_reply_err(req, ENOTDIR);

@@ -29,6 +29,7 @@
 #include "cache/outbox.h"
 #include "cache/sender.h"
 #include "cache/store.h"
+#include "cache/pop3-sync.h"
 #include "cache/sync.h"
 
 #define TIMEOUT_LONG 86400.0
@@ -71,7 +72,8 @@ struct account {
 	const struct cfg_account *cfg; /* borrowed from mfs.cfg */
 	int64_t account_id;
 	int64_t top_id;
-	struct sync *sync;
+	struct sync *sync;             /* IMAP accounts */
+	struct pop3_sync *pop3;        /* POP3 accounts (then sync is NULL) */
 	struct sender *sender;         /* NULL without an smtp URL */
 	_Atomic uint64_t served_bytes; /* message bytes returned by read() */
 	char write_note[600];          /* the last file refused at its close; mfs.status_mu */
@@ -171,6 +173,11 @@ void mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *
 
 /* fs/write.c: files in folders; fs/folder.c: mkdir, rmdir */
 struct change_acct;
+/* The POP3 account whose folder (fid) or message row (msg_id) this is, or NULL (an IMAP
+ * account, or not found). Its INBOX is read-only but for rm (EROFS). */
+struct account *pop3_of_folder(struct mfs *m, struct store *s, int64_t fid);
+struct account *pop3_of_msg(struct mfs *m, struct store *s, int64_t msg_id);
+
 bool change_acct_of(struct mfs *m, struct store *s, int64_t fid, struct change_acct *ca,
 		    struct account **a_r);
 void changed(struct account *a);

@@ -28,6 +28,7 @@
 #include "cache/change.h"
 #include "cache/check.h"
 #include "cache/store.h"
+#include "cache/pop3-sync.h"
 #include "cache/sync.h"
 #include "net/buf.h"
 #include "net/log.h"
@@ -251,12 +252,6 @@ prepare_accounts(struct mfs *m)
 		const struct cfg_account *ca = &m->cfg->accounts[i];
 		struct account *a = &m->acc[m->nacc++];
 		a->cfg = ca;
-		if (!ca->imap.set) {
-			fprintf(stderr, "mailfs: %s: account '%s': POP3 accounts cannot be mounted by "
-					"this version yet\n",
-				m->cfg->path, ca->name);
-			goto out;
-		}
 		if (store_account_ensure(s, ca->name, &a->account_id) < 0 ||
 		    store_folder_ensure(s, a->account_id, 0, ca->name, STORE_FOLDER_ACCOUNT, "", '\0',
 					0, &a->top_id) < 0) {
@@ -384,10 +379,19 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	/* Threads start after daemonizing (fork keeps only the calling thread). */
 	for (size_t i = 0; i < m.nacc; i++) {
 		char err[512];
-		m.acc[i].sync = sync_start(m.acc[i].cfg, cfg->cache_dir, m.acc[i].account_id,
-					   m.acc[i].top_id, &hooks, &m, err, sizeof(err));
-		if (m.acc[i].sync == NULL)
-			log_error("%s", err);
+		if (m.acc[i].cfg->pop3.set) {
+			m.acc[i].pop3 = pop3_sync_start(m.acc[i].cfg, cfg->cache_dir,
+							m.acc[i].account_id, m.acc[i].top_id,
+							&hooks, &m, err, sizeof(err));
+			if (m.acc[i].pop3 == NULL)
+				log_error("%s", err);
+		} else {
+			m.acc[i].sync = sync_start(m.acc[i].cfg, cfg->cache_dir,
+						   m.acc[i].account_id, m.acc[i].top_id, &hooks,
+						   &m, err, sizeof(err));
+			if (m.acc[i].sync == NULL)
+				log_error("%s", err);
+		}
 		if (m.acc[i].cfg->smtp.set) {
 			m.acc[i].sender = sender_start(m.acc[i].cfg, cfg->cache_dir, &sender_hooks,
 						       &m, err, sizeof(err));
@@ -420,6 +424,7 @@ out:;
 	progress_stop(&m);
 	for (size_t i = 0; i < m.nacc; i++) {
 		sync_stop(&m.acc[i].sync);
+		pop3_sync_stop(&m.acc[i].pop3);
 		sender_stop(&m.acc[i].sender);
 	}
 	if (m.se != NULL) {

@@ -170,7 +170,20 @@ mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_fil
 	} else if (r == 1 && msg.state != STORE_MSG_SERVER) {
 		r = -1; /* a local row without its body: nothing to fetch */
 	}
-	if (r == 1) {
+	if (r == 1 && a != NULL && a->pop3 != NULL) {
+		/* POP3 has no partial RETR: the whole body comes into the cache, then the read
+		 * is served from there (its size corrected first if LIST was wrong). */
+		enum sync_read_result sr = pop3_sync_fetch(a->pop3, id);
+		if (sr != SYNC_READ_OK) {
+			free(data);
+			return (void)fuse_reply_err(req, sr == SYNC_READ_GONE ? ENOENT : EIO);
+		}
+		r = store_body_read(s, id, (uint64_t)off, data, size, &got);
+		if (r != 0) {
+			free(data);
+			return (void)fuse_reply_err(req, EIO);
+		}
+	} else if (r == 1) {
 		/* Not cached: from the server, on a reader connection of the account. */
 		if (a == NULL || a->sync == NULL) {
 			free(data);

@@ -91,6 +91,8 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 		st.phase = "stopped";
 		if (a->sync != NULL)
 			sync_get_status(a->sync, &st);
+		else if (a->pop3 != NULL)
+			pop3_sync_get_status(a->pop3, &st);
 		struct store_stats ss;
 		memset(&ss, 0, sizeof(ss));
 		if (s != NULL)

@@ -145,6 +145,25 @@ change_acct_of(struct mfs *m, struct store *s, int64_t fid, struct change_acct *
 	return true;
 }
 
+struct account *
+pop3_of_folder(struct mfs *m, struct store *s, int64_t fid)
+{
+	struct store_folder f;
+	if (store_folder_get(s, fid, &f) != 0 || f.kind == STORE_FOLDER_OUTBOX)
+		return NULL;
+	struct account *a = account_of(m, f.account_id);
+	return a != NULL && a->cfg->pop3.set ? a : NULL;
+}
+
+struct account *
+pop3_of_msg(struct mfs *m, struct store *s, int64_t msg_id)
+{
+	struct store_msg msg;
+	if (store_msg_get(s, msg_id, &msg) != 0)
+		return NULL;
+	return pop3_of_folder(m, s, msg.folder_id);
+}
+
 /* The journal got entries: the account's sync thread replays them. */
 void
 changed(struct account *a)
@@ -249,6 +268,8 @@ mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
+	if (pop3_of_folder(m, s, fid) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	closewatch_ensure(m, s, fid);
 	struct store_msg msg;
 	int e = change_create(s, fid, name, &msg);
@@ -276,6 +297,8 @@ mfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
+	if (pop3_of_folder(m, s, fid) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	struct store_msg msg;
 	int e = change_create(s, fid, name, &msg);
 	if (e != 0)
@@ -298,6 +321,8 @@ mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t of
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
+	if (pop3_of_msg(m, s, id) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	first_write(m, s, id);
 	uint64_t newsize;
 	int e = change_write(s, id, buf, size, (uint64_t)off, &newsize);
@@ -390,6 +415,10 @@ mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int64_t id;
 	int kind = store_ino_kind(ino, &id);
 	int e = 0;
+	if (kind == 2 && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
+				    FUSE_SET_ATTR_MTIME_NOW)) &&
+	    pop3_of_msg(m, s, id) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	if (kind == 2 && (to_set & FUSE_SET_ATTR_SIZE)) {
 		first_write(m, s, id);
 		e = change_truncate(s, id, (uint64_t)attr->st_size);
@@ -436,6 +465,20 @@ mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (store_folder_lookup(s, fid, name, &sub) == 0)
 		return (void)fuse_reply_err(req, EISDIR);
 	struct store_msg msg;
+	if (a->pop3 != NULL || a->cfg->pop3.set) {
+		/* POP3: DELE then QUIT for exactly this message, now (DESIGN.md §1). */
+		if (store_msg_lookup(s, fid, name, &msg) != 0)
+			return (void)fuse_reply_err(req, ENOENT);
+		if (a->pop3 == NULL)
+			return (void)fuse_reply_err(req, EIO);
+		enum sync_read_result r = pop3_sync_delete(a->pop3, msg.id);
+		if (r != SYNC_READ_OK && r != SYNC_READ_GONE)
+			return (void)fuse_reply_err(req, EIO);
+		fuse_reply_err(req, 0);
+		if (m->se != NULL && m->ready)
+			fuse_lowlevel_notify_inval_inode(m->se, store_ino_folder(fid), 0, 0);
+		return;
+	}
 	if (store_msg_lookup(s, fid, name, &msg) == 0)
 		(void)dirty_take(msg.id);
 	int64_t trash = 0;
@@ -470,6 +513,8 @@ mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
 	struct account *a;
 	if (!change_acct_of(m, s, from, &ca, &a))
 		return (void)fuse_reply_err(req, ENOENT);
+	if (pop3_of_folder(m, s, from) != NULL || pop3_of_folder(m, s, to) != NULL)
+		return (void)fuse_reply_err(req, EROFS);
 	bool noreplace = (flags & RENAME_NOREPLACE) != 0;
 	/* A message (the common case: one transaction does it all), else a folder. */
 	struct change_renamed rn = {.take = dirty_take};

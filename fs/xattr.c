@@ -148,6 +148,8 @@ mfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value
 	struct store *s = thread_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
+	if (pop3_of_msg(m, s, id) != NULL)
+		return (void)fuse_reply_err(req, EROFS); /* POP3 has no flags */
 	char text[512];
 	if (size >= sizeof(text) || memchr(value, '\0', size) != NULL)
 		return (void)fuse_reply_err(req, size >= sizeof(text) ? E2BIG : EINVAL);
