@@ -522,6 +522,44 @@ blame_stream(struct pass *p)
 		 p->stream_uid, failures, (long long)wait / 60, why);
 }
 
+/* Remove from uids[0..*n) those the folder already has a row for, and fetch the flags of
+ * those (a cut-off first sync resumes where it stopped: no body is asked for twice). */
+static int
+split_known(struct pass *p, struct store_folder *f, uint32_t *uids, size_t *n)
+{
+	uint32_t *local = NULL, *known = NULL;
+	size_t nl = 0, nk = 0, k = 0, j = 0;
+	int ret = -1;
+	if (store_msg_uids(p->store, f->id, &local, &nl) < 0)
+		return -1;
+	if (nl == 0) {
+		free(local);
+		return 0;
+	}
+	known = local; /* filled in place: never ahead of the reading index j */
+	for (size_t i = 0; i < *n; i++) {
+		while (j < nl && local[j] < uids[i])
+			j++;
+		if (j < nl && local[j] == uids[i])
+			known[nk++] = local[j++];
+		else
+			uids[k++] = uids[i];
+	}
+	*n = k;
+	if (nk > 0)
+		log_info("account %s: %s: %zu messages already cached, resuming", p->s->acct->name,
+			 f->server_name, nk);
+	p->mode = MODE_FLAGS;
+	if (pass_fetch_uids(p, known, nk,
+			    p->condstore ? "(UID FLAGS MODSEQ)" : "(UID FLAGS)") < 0 ||
+	    pass_txn_commit(p) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(local);
+	return ret;
+}
+
 static int
 sync_folder(struct pass *p, struct store_folder *f)
 {
@@ -572,6 +610,12 @@ sync_folder(struct pass *p, struct store_folder *f)
 		for (size_t i = 0; i < n; i++)
 			if (f->uidnext == 0 || uids[i] >= f->uidnext)
 				uids[k++] = uids[i];
+		/* A first sync that was cut off (or a folder re-read after a UIDVALIDITY
+		 * change) finds rows it already has: only their flags are asked for. */
+		if (f->uidnext == 0 && split_known(p, f, uids, &k) < 0) {
+			free(uids);
+			return -1;
+		}
 		/* Set-aside messages are listed from their metadata alone. */
 		uint32_t aside[ASIDE_MAX];
 		size_t naside = 0;
