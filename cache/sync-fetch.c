@@ -423,6 +423,7 @@ const struct imap_fetch_handler sync_pass_handler = {
 	.body_data = on_body_data,
 	.body_end = on_body_end,
 	.fetch = on_fetch,
+	.vanished = pass_vanished,
 };
 
 /* ---- UID sets ---------------------------------------------------------------------- */

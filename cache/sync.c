@@ -439,6 +439,74 @@ out:
 	return ret;
 }
 
+/* ---- VANISHED (QRESYNC) ------------------------------------------------------------ */
+
+static int
+vanish_one(struct pass *p, uint32_t uid, bool *removed)
+{
+	struct store_msg m;
+	int r = store_msg_by_uid(p->store, p->qr_folder, uid, &m);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (store_msg_delete(p->store, m.id) < 0)
+		return -1;
+	*removed = true;
+	if (p->s->hooks.msg_removed)
+		p->s->hooks.msg_removed(p->s->hctx, p->qr_folder, m.id, m.name);
+	return 0;
+}
+
+/* A range narrower than this is looked up UID by UID; a wider one ("1:4000000" after a
+ * mass expunge) against the folder's UIDs, so the work follows what the folder holds. */
+#define VANISH_SCAN 4096
+
+int
+pass_vanished(void *ctx, bool earlier, const char *set)
+{
+	struct pass *p = ctx;
+	(void)earlier;
+	if (p->qr_folder == 0)
+		return 0; /* not a folder being synced: the next pass's SELECT tells again */
+	/* Rows of flag changes first: a removal is told to the hooks once it is visible. */
+	if (pass_txn_commit(p) < 0)
+		goto fail;
+	const char *pos = set;
+	uint32_t lo, hi;
+	bool removed = false;
+	while (imap_uidset_next(&pos, &lo, &hi) == 1) {
+		if (hi - lo < VANISH_SCAN) {
+			for (uint64_t u = lo; u <= hi; u++)
+				if (vanish_one(p, (uint32_t)u, &removed) < 0)
+					goto fail;
+			continue;
+		}
+		if (p->qr_local == NULL &&
+		    store_msg_uids(p->store, p->qr_folder, &p->qr_local, &p->qr_nlocal) < 0)
+			goto fail;
+		for (size_t i = 0; i < p->qr_nlocal; i++)
+			if (p->qr_local[i] >= lo && p->qr_local[i] <= hi &&
+			    vanish_one(p, p->qr_local[i], &removed) < 0)
+				goto fail;
+	}
+	if (removed && p->s->hooks.folder_changed)
+		p->s->hooks.folder_changed(p->s->hctx, p->qr_folder);
+	return 0;
+fail:
+	p->failed = true;
+	log_warn("account %s: cannot remove expunged messages: %s", p->s->acct->name,
+		 store_errmsg(p->store));
+	return -1;
+}
+
+static void
+vanish_done(struct pass *p)
+{
+	p->qr_folder = 0;
+	free(p->qr_local);
+	p->qr_local = NULL;
+	p->qr_nlocal = 0;
+}
+
 /* ---- messages that keep failing (cache/setaside.h) --------------------------------- */
 
 static int
@@ -560,18 +628,71 @@ out:
 	return ret;
 }
 
+/* SELECT the folder; with QRESYNC the server tells what changed since the state we keep:
+ * flags in FETCH responses, expunges in VANISHED (EARLIER). *qr_r: it did. */
+static enum imap_err
+select_folder(struct pass *p, struct store_folder *f, struct imap_select_info *si, bool *qr_r)
+{
+	*qr_r = p->qresync && f->uidvalidity != 0 && f->highestmodseq != 0;
+	p->qr_folder = p->qresync ? f->id : 0;
+	p->mode = MODE_FLAGS;
+	enum imap_err e;
+	if (*qr_r) {
+		char known[32];
+		snprintf(known, sizeof(known), "1:%u", f->uidnext > 1 ? f->uidnext - 1 : 1);
+		e = imap_select_qresync(p->c, f->server_name, true, f->uidvalidity,
+					f->highestmodseq, known, si);
+	} else {
+		e = imap_select(p->c, f->server_name, true, si);
+	}
+	if (p->failed)
+		e = IMAP_ERR_ABORTED;
+	if (e == IMAP_OK && pass_txn_commit(p) < 0)
+		e = IMAP_ERR_ABORTED;
+	/* A server that forgot the state we knew says so with a new UIDVALIDITY. */
+	if (si->uidvalidity != f->uidvalidity)
+		*qr_r = false;
+	p->mode = MODE_NONE;
+	return e;
+}
+
+static int sync_folder_selected(struct pass *p, struct store_folder *f,
+				const struct imap_select_info *si, bool qr);
+
 static int
 sync_folder(struct pass *p, struct store_folder *f)
 {
 	struct imap_select_info si;
+	bool qr;
 	p->f = f;
-	if (imap_select(p->c, f->server_name, true, &si) != IMAP_OK) {
+	enum imap_err e = select_folder(p, f, &si, &qr);
+	if (e == IMAP_ERR_ABORTED) {
+		vanish_done(p);
+		sync_set_error(p->s, store_errmsg(p->store));
+		return -1;
+	}
+	if (e == IMAP_OK) {
+		int r = sync_folder_selected(p, f, &si, qr);
+		vanish_done(p);
+		return r;
+	}
+	vanish_done(p);
+	{
 		if (conn_error(imap_conn(p->c)) != CONN_OK)
 			return -1;
 		log_warn("account %s: cannot open %s: %s", p->s->acct->name, f->server_name,
 			 imap_errmsg(p->c));
 		return 0; /* the folder may have just been deleted; the next listing tells */
 	}
+}
+
+/* The folder is selected (si: what SELECT said; qr: its QRESYNC answer told the flag
+ * changes and expunges already). */
+static int
+sync_folder_selected(struct pass *p, struct store_folder *f, const struct imap_select_info *sip,
+		     bool qr)
+{
+	struct imap_select_info si = *sip;
 	if (f->uidvalidity != 0 && si.uidvalidity != f->uidvalidity) {
 		log_info("account %s: %s: UIDVALIDITY changed, reading the folder again",
 			 p->s->acct->name, f->server_name);
@@ -643,8 +764,8 @@ sync_folder(struct pass *p, struct store_folder *f)
 		if (r < 0 || pass_txn_commit(p) < 0)
 			return -1;
 	}
-	/* Flag changes of the messages we had. */
-	if (f->uidnext > 1 && f->messages > 0) {
+	/* Flag changes of the messages we had (QRESYNC: told by the SELECT). */
+	if (!qr && f->uidnext > 1 && f->messages > 0) {
 		unsigned id;
 		p->mode = MODE_FLAGS;
 		enum imap_err e;
@@ -895,8 +1016,15 @@ sync_main(void *arg)
 		}
 		imap_set_fetch_handler(p.c, &sync_pass_handler, &p);
 		p.condstore = imap_has_cap(p.c, "CONDSTORE");
-		if (p.condstore)
+		p.qresync = false;
+		/* QRESYNC (RFC 7162) implies CONDSTORE; it needs ENABLE. */
+		if (imap_has_cap(p.c, "QRESYNC") && imap_has_cap(p.c, "ENABLE") &&
+		    imap_enable(p.c, "QRESYNC") == IMAP_OK && imap_enabled(p.c, "QRESYNC")) {
+			p.qresync = true;
+			p.condstore = true;
+		} else if (p.condstore) {
 			(void)imap_enable(p.c, "CONDSTORE");
+		}
 		pthread_mutex_lock(&s->mu);
 		bool was_offline = s->known_offline;
 		s->st.online = true;
