@@ -88,6 +88,12 @@
 	X(MSG_SIZE, "UPDATE messages SET size = ?2 WHERE id = ?1 AND has_body = 0")                \
 	X(MSG_SHADOW, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND prev_name = ?2"  \
 		      " AND prev_name != '' LIMIT 1")                                              \
+	X(MSG_UNBIND, "UPDATE messages SET uid = -id WHERE folder_id = ?1 AND state = 0 AND uid > 0")  \
+	X(MSG_ADOPT, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND state = 0"        \
+		     " AND uid < 0 AND message_id = ?2 AND size = ?3 LIMIT 1")                     \
+	X(MSG_SET_UID, "UPDATE messages SET uid = ?2 WHERE id = ?1")                               \
+	X(MSG_UNBOUND, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND state = 0"      \
+		       " AND uid < 0 LIMIT 1")                                                     \
 	X(MSG_SCRATCH_NEXT, "SELECT " MSG_COLS " FROM messages WHERE state = 1 AND id > ?1"        \
 			    " ORDER BY id LIMIT 1")                    \
 	X(FOLDER_SAVE, "UPDATE folders SET parent_id = ?2, name = ?3, server_name = ?4,"           \

@@ -77,6 +77,7 @@ struct pass {
 	struct imap *c;
 	bool condstore;
 	bool qresync;       /* ENABLE QRESYNC confirmed */
+	bool adopt; /* re-reading a folder after a UIDVALIDITY change: store_msg_adopt */
 	int64_t qr_folder;  /* the folder whose VANISHED responses are applied, or 0 */
 	uint32_t *qr_local; /* its UIDs, loaded for a wide VANISHED range (NULL) */
 	size_t qr_nlocal;

@@ -380,25 +380,25 @@ out:
 
 /* ---- one folder ------------------------------------------------------------------- */
 
+/* After the re-read of a folder whose UIDVALIDITY changed: delete the rows no message
+ * claimed (store_msg_adopt). */
 static int
-purge_folder(struct pass *p, int64_t folder_id)
+drop_unbound(struct pass *p, struct store_folder *f)
 {
-	uint32_t *uids = NULL;
-	size_t n = 0;
-	if (store_msg_uids(p->store, folder_id, &uids, &n) < 0)
-		return -1;
-	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		struct store_msg m;
-		if (store_msg_by_uid(p->store, folder_id, uids[i], &m) != 0)
-			continue;
+	struct store_msg m;
+	int r;
+	bool removed = false;
+	while ((r = store_msg_unbound(p->store, f->id, &m)) == 0) {
 		if (store_msg_delete(p->store, m.id) < 0)
-			ret = -1;
-		else if (p->s->hooks.msg_removed)
-			p->s->hooks.msg_removed(p->s->hctx, folder_id, m.id, m.name);
+			return -1;
+		removed = true;
+		if (p->s->hooks.msg_removed)
+			p->s->hooks.msg_removed(p->s->hctx, f->id, m.id, m.name);
 	}
-	free(uids);
-	return ret;
+	if (removed && p->s->hooks.folder_changed)
+		p->s->hooks.folder_changed(p->s->hctx, f->id);
+	p->adopt = false;
+	return r < 0 ? -1 : 0;
 }
 
 /* Remove messages the server no longer has. */
@@ -696,10 +696,11 @@ sync_folder_selected(struct pass *p, struct store_folder *f, const struct imap_s
 	if (f->uidvalidity != 0 && si.uidvalidity != f->uidvalidity) {
 		log_info("account %s: %s: UIDVALIDITY changed, reading the folder again",
 			 p->s->acct->name, f->server_name);
-		if (purge_folder(p, f->id) < 0)
+		/* Its rows wait for the re-read, which gives each message found again (same
+		 * Message-ID and size) its new UID: names and bodies stay. */
+		if (store_msg_unbind(p->store, f->id) < 0)
 			return -1;
-		if (p->s->hooks.folder_changed)
-			p->s->hooks.folder_changed(p->s->hctx, f->id);
+		p->adopt = true;
 		f->uidnext = 0;
 		f->highestmodseq = 0;
 		f->messages = 0;
@@ -746,7 +747,7 @@ sync_folder_selected(struct pass *p, struct store_folder *f, const struct imap_s
 		}
 		k = split_aside(p, uids, k, aside, &naside);
 		/* With everything prefetched, metadata and body come in one FETCH. */
-		bool full = p->s->acct->prefetch == CFG_PREFETCH_ALL;
+		bool full = p->s->acct->prefetch == CFG_PREFETCH_ALL && !p->adopt;
 		p->mode = full ? MODE_FULL : MODE_HEADERS;
 		if (full)
 			set_phase(p->s, "messages");
@@ -764,6 +765,9 @@ sync_folder_selected(struct pass *p, struct store_folder *f, const struct imap_s
 		if (r < 0 || pass_txn_commit(p) < 0)
 			return -1;
 	}
+	/* Rows of a re-read folder nobody claimed: their messages are gone. */
+	if (p->adopt && drop_unbound(p, f) < 0)
+		return -1;
 	/* Flag changes of the messages we had (QRESYNC: told by the SELECT). */
 	if (!qr && f->uidnext > 1 && f->messages > 0) {
 		unsigned id;
@@ -935,6 +939,8 @@ pass_end(struct pass *p, int ret)
 	p->stream_uid = 0;
 	p->mode = MODE_NONE;
 	p->failed = false;
+	p->adopt = false;
+	vanish_done(p);
 	return ret;
 }
 
