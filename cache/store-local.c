@@ -173,61 +173,6 @@ store_msg_next_scratch(struct store *s, int64_t after_id, struct store_msg *r)
 	return ret;
 }
 
-int
-store_msg_unbind(struct store *s, int64_t folder_id)
-{
-	sqlite3_stmt *st = store_stmt(s, ST_MSG_UNBIND);
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, folder_id);
-	return store_exec(s, st, "unbind messages");
-}
-
-int
-store_msg_adopt(struct store *s, int64_t folder_id, const char *message_id, uint64_t size,
-		uint32_t uid, struct store_msg *r)
-{
-	if (message_id[0] == '\0' || uid == 0)
-		return 1;
-	sqlite3_stmt *st = store_stmt(s, ST_MSG_ADOPT);
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, folder_id);
-	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, (int64_t)size);
-	int rc = sqlite3_step(st);
-	int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : store_db_err(s, "adopt message");
-	if (ret == 0)
-		store_msg_row(st, r);
-	store_finish(st);
-	if (ret != 0)
-		return ret;
-	st = store_stmt(s, ST_MSG_SET_UID);
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, r->id);
-	sqlite3_bind_int64(st, 2, uid);
-	if (store_exec(s, st, "adopt message") != 0)
-		return -1;
-	r->uid = uid;
-	return 0;
-}
-
-int
-store_msg_unbound(struct store *s, int64_t folder_id, struct store_msg *r)
-{
-	sqlite3_stmt *st = store_stmt(s, ST_MSG_UNBOUND);
-	if (!st)
-		return -1;
-	sqlite3_bind_int64(st, 1, folder_id);
-	int rc = sqlite3_step(st);
-	int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : store_db_err(s, "unbound rows");
-	if (ret == 0)
-		store_msg_row(st, r);
-	store_finish(st);
-	return ret;
-}
-
 /* ---- scratch files ---- */
 
 static int

@@ -1877,6 +1877,51 @@ test_concurrent(void **state)
 	free(c);
 }
 
+/* A UIDVALIDITY change: rows let go of their UIDs, the re-read binds the same messages
+ * (Message-ID + size) to the new ones with their names; the rest is found as unbound. */
+static void
+test_msg_unbind_adopt(void **state)
+{
+	struct fx *fx = *state;
+	int64_t a = add_msg(fx->s, fx->inbox, 1, "a.eml", 100);
+	int64_t b = add_msg(fx->s, fx->inbox, 2, "b.eml", 200);
+	int64_t c = add_msg(fx->s, fx->inbox, 3, "c.eml", 300);
+	OK(store_msg_unbind(fx->s, fx->inbox));
+	struct store_msg m;
+	assert_int_equal(store_msg_by_uid(fx->s, fx->inbox, 1, &m), 1);
+	uint32_t *uids = NULL;
+	size_t n = 9;
+	OK(store_msg_uids(fx->s, fx->inbox, &uids, &n));
+	assert_int_equal(n, 0);
+	free(uids);
+	/* Still listed under their names. */
+	OK(store_msg_lookup(fx->s, fx->inbox, "b.eml", &m));
+	assert_int_equal(m.id, b);
+	/* UID 2's message is now UID 7 (new UIDs may collide with the old ones: 1). */
+	OK(store_msg_adopt(fx->s, fx->inbox, "<2@example.com>", 200, 7, &m));
+	assert_int_equal(m.id, b);
+	assert_int_equal(m.uid, 7);
+	assert_string_equal(m.name, "b.eml");
+	OK(store_msg_adopt(fx->s, fx->inbox, "<1@example.com>", 100, 1, &m));
+	assert_int_equal(m.id, a);
+	/* Not again, not with another size, not without a Message-ID. */
+	assert_int_equal(store_msg_adopt(fx->s, fx->inbox, "<2@example.com>", 200, 8, &m), 1);
+	assert_int_equal(store_msg_adopt(fx->s, fx->inbox, "<3@example.com>", 301, 8, &m), 1);
+	assert_int_equal(store_msg_adopt(fx->s, fx->inbox, "", 300, 8, &m), 1);
+	OK(store_msg_by_uid(fx->s, fx->inbox, 7, &m));
+	assert_int_equal(m.id, b);
+	/* The one nobody claimed. */
+	OK(store_msg_unbound(fx->s, fx->inbox, &m));
+	assert_int_equal(m.id, c);
+	OK(store_msg_delete(fx->s, c));
+	assert_int_equal(store_msg_unbound(fx->s, fx->inbox, &m), 1);
+	OK(store_msg_uids(fx->s, fx->inbox, &uids, &n));
+	assert_int_equal(n, 2);
+	assert_int_equal(uids[0], 1);
+	assert_int_equal(uids[1], 7);
+	free(uids);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1923,6 +1968,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_query_plans),
+	    cmocka_unit_test_setup_teardown(test_msg_unbind_adopt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
