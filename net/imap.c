@@ -620,6 +620,8 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 	} else if (strcmp(name, "ENABLED") == 0) {
 		for (size_t i = 0; i < r->nargs; i++)
 			if (r->args[i].type == IMAP_ARG_ATOM) {
+				if (c->enabled.len == 0) /* " EXT1 EXT2 ": every word between spaces */
+					buf_append(&c->enabled, " ", 1);
 				buf_append_str(&c->enabled, r->args[i].str);
 				buf_append(&c->enabled, " ", 1);
 			}

@@ -65,7 +65,7 @@ served_bytes() {
 log_mark() { wc -l <"$dlog"; }
 no_sessions() { ! dova who 2>/dev/null | grep -q '^alice'; }
 cached_uids() { # folder: UIDs with a body in the cache
-	sqlite3 "$work/cache/mailfs.db" "SELECT m.uid FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.server_name = '$1' AND m.has_body = 1 AND m.uid > 0 ORDER BY m.uid" 2>/dev/null
+	sqlite3 "$work/cache/mailfs.db" "SELECT m.uid FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.server_name = '$1' AND m.has_body = 1 AND m.uid > 0 ORDER BY m.uid" 2>/dev/null || true
 }
 # UIDs whose body (BODY.PEEK[]) the daemon's log, from line $2 on, asked for.
 fetched_uids() { # log from-line
