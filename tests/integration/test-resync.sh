@@ -102,7 +102,7 @@ cuts=0
 refetched=0
 for want in 12 27 42; do
 	before=$(cached_uids "$R" | tr '\n' ' ')
-	from=$(($(cat "$work/daemon.log" 2>/dev/null | wc -l) + 1))
+	from=$(($( { cat "$work/daemon.log" 2>/dev/null || true; } | wc -l) + 1))
 	mount_start "$work/config" || { bad "mount did not start"; exit 1; }
 	if wait_for 120 at_least "$want"; then
 		daemon_kill9
