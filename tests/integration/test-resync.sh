@@ -155,7 +155,7 @@ mount_start "$work/config" || { bad "mount did not start"; exit 1; }
 wait_synced alice 60 || bad "the remount did not sync"
 same=0
 while read -r uid subj; do
-	f=$(ls "$mnt/alice/$R" | grep -- "_${subj}.eml\$" | head -1)
+	f=$(ls "$mnt/alice/$R" | grep -- "_${subj}.eml\$" | head -1 || true)
 	if [ -n "$f" ] && cmp -s "$mnt/alice/$R/$f" <(imap_state alice body "$R" "$uid"); then
 		same=$((same + 1))
 	fi
@@ -259,7 +259,7 @@ same=0
 total=0
 while read -r uid subj; do
 	total=$((total + 1))
-	f=$(grep -- "_${subj}.eml\$" "$work/names-after.txt" | head -1)
+	f=$(grep -- "_${subj}.eml\$" "$work/names-after.txt" | head -1 || true)
 	if [ -z "$f" ] && [ "$subj" = u-offline ]; then f=written-offline.eml; fi
 	if [ -n "$f" ] && cmp -s "$mnt/alice/$U/$f" <(imap_state alice body "$U" "$uid"); then
 		same=$((same + 1))
