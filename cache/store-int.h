@@ -153,6 +153,7 @@ struct store {
 	int64_t wpack;
 	int wpack_fd;
 	uint64_t wpack_end;
+	uint64_t wpack_base; /* where this handle began appending to wpack */
 	/* The pack the last read or punch used, kept open for the next. */
 	int64_t rd_pack;
 	int rd_fd;
