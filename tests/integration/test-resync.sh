@@ -84,6 +84,15 @@ print("\n".join(str(u) for u in sorted(out)))'
 }
 not() { ! "$@"; }
 bodies() { status_get alice bodies_cached; }
+# The relay of lib.sh, counting what it passes to the daemon in $work/relay.count.
+relay_counted() { # delay_ms
+	rm -f "$work/relay.pid"
+	python3 "$top/scripts/servers/relay.py" --delay-ms "$1" --count "$work/relay.count" \
+		"$work/relay.pid" "$relay_port:$IMAPS" >>"$work/relay.log" 2>&1 &
+	relay_pid=$!
+	wait_for 5 test -s "$work/relay.pid"
+}
+received() { cat "$work/relay.count" 2>/dev/null || echo 0; }
 uid_subjects() { imap_state alice msgs "$1" | awk -F'\t' '{print $1, $5}'; }
 uidvalidity() { dova mailbox status -u alice uidvalidity "$1" | grep -o 'uidvalidity=[0-9]*'; }
 passes_ge1() { local v; v=$(status_get alice passes); [ -n "$v" ] && [ "$v" -ge 1 ]; }
@@ -98,7 +107,7 @@ folder_bytes=$(imap_state alice msgs "$R" | awk -F'\t' '{s += $2} END {print s}'
 conf "$work/config" "$R"
 mark=$(log_mark)
 # Each chunk held 1 s (chunks are at most 256 KiB): the folder takes about 10 s to come.
-relay_start 1000 || { bad "relay did not start"; exit 1; }
+relay_counted 1000 || { bad "relay did not start"; exit 1; }
 counts=""
 cuts=0
 refetched=0
@@ -123,7 +132,7 @@ relay_stop
 c=$(cached_uids "$R" | grep -c . || true)
 echo "     bodies in the cache after each cut:$counts"
 check "the cuts came before the end of the first sync ($c of $N bodies cached)" [ "$c" -lt $N ]
-relay_start || { bad "relay did not start"; exit 1; }
+relay_counted 0 || { bad "relay did not start"; exit 1; }
 before=$(cached_uids "$R" | tr '\n' ' ')
 from=$(($(wc -l <"$work/daemon.log") + 1))
 mount_start "$work/config" || { bad "mount did not start"; exit 1; }
@@ -144,13 +153,15 @@ wait_for 20 no_sessions || true
 sent=$(served_bytes "$mark")
 apparent=$(du -s --apparent-size -B1 "$work/cache/bodies" | cut -f1)
 real=$(du -s -B1 "$work/cache/bodies" | cut -f1)
-echo "     folder $folder_bytes B; bodies sent by the server over 4 runs $sent B;" \
+got=$(received)
+echo "     folder $folder_bytes B; over 4 runs the server counted $sent B of bodies sent" \
+	"(socket buffers included), the daemon received $got B (all bytes, TLS included);" \
 	"packs: $apparent B apparent, $real B allocated"
-# Bodies of a transaction not committed at a cut are sent again: at most what one second
-# of the slow link carries per cut, far below the half of the folder each cut would repeat
-# if the sync started over.
-check "bytes sent ($sent) < 1.5 x the folder ($folder_bytes)" \
-	[ "$sent" -lt $((folder_bytes * 3 / 2)) ]
+# Bodies of a transaction not committed at a cut come again: about what a second of the
+# slow link carries, per cut; starting over would repeat what each cut had cached
+# (17 + 27 + 44 of 60 bodies: 1.5 folders more).
+check "bytes received ($got) < 2 x the folder ($folder_bytes)" \
+	[ "$got" -lt $((folder_bytes * 2)) ]
 check "packs' apparent size ($apparent) < 1.25 x the folder + 4 KiB a message" \
 	[ "$apparent" -lt $((folder_bytes * 5 / 4 + N * 4096)) ]
 check "packs' allocated size ($real) < 1.25 x the folder + 4 KiB a message" \
