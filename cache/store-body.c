@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cache/pack.h"
@@ -84,14 +85,39 @@ store_body_close(struct store *s)
 	s->wbuf = NULL;
 }
 
-void
-store_body_rollback(struct store *s)
+/* Let go of the pack this handle appends to (and of its lock). */
+static void
+release_wpack(struct store *s)
 {
 	if (s->wpack_fd >= 0)
 		close(s->wpack_fd); /* and with it the lock */
 	s->wpack_fd = -1;
 	s->wpack = 0;
 	s->wpack_end = 0;
+	s->wpack_base = 0;
+}
+
+static int row_int(struct store *s, enum stmt_id which, int64_t id, int64_t *v_r);
+
+void
+store_body_rollback(struct store *s)
+{
+	/* What this handle appended since it took the pack and no committed row points at is
+	 * garbage now: cut it off, so that a sync cut again and again (a network that keeps
+	 * failing) does not leave a tail in the pack each time. Only bytes from wpack_base
+	 * on: below it, another handle's open transaction may own what is past `used`; we
+	 * still hold the lock, so nobody appended after us. */
+	if (s->wpack_fd >= 0) {
+		int64_t used = 0;
+		int r = row_int(s, ST_PACK_USED, s->wpack, &used);
+		uint64_t keep = r == 0 && (uint64_t)used > s->wpack_base ? (uint64_t)used
+									: s->wpack_base;
+		struct stat st;
+		/* A failure only leaves the tail to the sweep at the next start. */
+		if (r >= 0 && fstat(s->wpack_fd, &st) == 0 && (uint64_t)st.st_size > keep)
+			(void)!ftruncate(s->wpack_fd, (off_t)keep);
+	}
+	release_wpack(s);
 }
 
 /* A descriptor of pack `id` for reading or punching (kept open for the next call), or -1
@@ -136,7 +162,7 @@ acquire_wpack(struct store *s)
 	uint64_t size = 0;
 	if (s->wpack_fd >= 0 && s->wpack_end < PACK_MAX)
 		return 0;
-	store_body_rollback(s);
+	release_wpack(s); /* full: what this transaction wrote there stays */
 	sqlite3_stmt *st = store_stmt(s, ST_PACK_LAST);
 	if (!st)
 		return -1;
@@ -153,6 +179,7 @@ acquire_wpack(struct store *s)
 			s->wpack = id;
 			s->wpack_fd = fd;
 			s->wpack_end = pack_align(size > (uint64_t)used ? size : (uint64_t)used);
+			s->wpack_base = s->wpack_end;
 			return 0;
 		}
 		if (fd >= 0)
@@ -184,6 +211,7 @@ acquire_wpack(struct store *s)
 	s->wpack = id;
 	s->wpack_fd = fd;
 	s->wpack_end = 0;
+	s->wpack_base = 0;
 	return 0;
 }
 

@@ -107,6 +107,12 @@
 	X(MSG_SIZE, "UPDATE messages SET size = ?2 WHERE id = ?1 AND has_body = 0")                \
 	X(MSG_SHADOW, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND prev_name = ?2"  \
 		      " AND prev_name != '' LIMIT 1")                                              \
+	X(MSG_UNBIND, "UPDATE messages SET uid = -id WHERE folder_id = ?1 AND state = 0 AND uid > 0")  \
+	X(MSG_ADOPT, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND state = 0"        \
+		     " AND uid < 0 AND message_id = ?2 AND size = ?3 LIMIT 1")                     \
+	X(MSG_SET_UID, "UPDATE messages SET uid = ?2 WHERE id = ?1")                               \
+	X(MSG_UNBOUND, "SELECT " MSG_COLS " FROM messages WHERE folder_id = ?1 AND state = 0"      \
+		       " AND uid < 0 LIMIT 1")                                                     \
 	X(MSG_SCRATCH_NEXT, "SELECT " MSG_COLS " FROM messages WHERE state = 1 AND id > ?1"        \
 			    " ORDER BY id LIMIT 1")                    \
 	X(FOLDER_SAVE, "UPDATE folders SET parent_id = ?2, name = ?3, server_name = ?4,"           \
@@ -166,6 +172,7 @@ struct store {
 	int64_t wpack;
 	int wpack_fd;
 	uint64_t wpack_end;
+	uint64_t wpack_base; /* where this handle began appending to wpack */
 	/* The pack the last read or punch used, kept open for the next. */
 	int64_t rd_pack;
 	int rd_fd;

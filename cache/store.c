@@ -205,6 +205,11 @@ static const char *const migrations[] = {
     "CREATE TRIGGER setaside_folder AFTER DELETE ON folders BEGIN"
     "  DELETE FROM setaside WHERE folder_id = old.id; END;"
     "CREATE INDEX messages_empty ON messages(folder_id, uid) WHERE size = 0 AND has_body = 0;",
+    /* 5: server rows of a folder whose UIDVALIDITY changed wait with uid = -id (state 0)
+     * until the re-read finds their message again by Message-ID and size
+     * (store_msg_unbind / store_msg_adopt). */
+    "CREATE INDEX messages_unbound ON messages(folder_id, message_id, size)"
+    "  WHERE uid < 0 AND state = 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -980,6 +985,63 @@ store_msg_by_uid(struct store *s, int64_t folder_id, uint32_t uid, struct store_
 	sqlite3_bind_int64(st, 1, folder_id);
 	sqlite3_bind_int64(st, 2, uid);
 	return msg_one(s, st, r);
+}
+
+/* ---- a folder re-read after a UIDVALIDITY change ---- */
+
+int
+store_msg_unbind(struct store *s, int64_t folder_id)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_UNBIND);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	return store_exec(s, st, "unbind messages");
+}
+
+int
+store_msg_adopt(struct store *s, int64_t folder_id, const char *message_id, uint64_t size,
+		uint32_t uid, struct store_msg *r)
+{
+	if (message_id[0] == '\0' || uid == 0)
+		return 1;
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_ADOPT);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)size);
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : store_db_err(s, "adopt message");
+	if (ret == 0)
+		store_msg_row(st, r);
+	store_finish(st);
+	if (ret != 0)
+		return ret;
+	st = store_stmt(s, ST_MSG_SET_UID);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, r->id);
+	sqlite3_bind_int64(st, 2, uid);
+	if (store_exec(s, st, "adopt message") != 0)
+		return -1;
+	r->uid = uid;
+	return 0;
+}
+
+int
+store_msg_unbound(struct store *s, int64_t folder_id, struct store_msg *r)
+{
+	sqlite3_stmt *st = store_stmt(s, ST_MSG_UNBOUND);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, folder_id);
+	int rc = sqlite3_step(st);
+	int ret = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : store_db_err(s, "unbound rows");
+	if (ret == 0)
+		store_msg_row(st, r);
+	store_finish(st);
+	return ret;
 }
 
 int

@@ -245,6 +245,16 @@ int store_msg_drop_body(struct store *s, int64_t id, uint64_t size);
 /* The server message of the folder that was renamed from `name` to a backup name: 0, 1
  * none, -1. */
 int store_msg_shadow(struct store *s, int64_t folder_id, const char *name, struct store_msg *r);
+/* A folder's UIDVALIDITY changed: its server rows (state 0) let go of their UIDs (uid =
+ * -id, so the sync no longer sees them) and keep their names, bodies and flags until
+ * store_msg_adopt() binds them to the new UIDs or they are deleted. 0 or -1. */
+int store_msg_unbind(struct store *s, int64_t folder_id);
+/* An unbound row of the folder holding the message with this Message-ID (not "") and size
+ * takes `uid`: 0 (*r is the row, uid set), 1 none, -1 error. */
+int store_msg_adopt(struct store *s, int64_t folder_id, const char *message_id, uint64_t size,
+		    uint32_t uid, struct store_msg *r);
+/* An unbound row left in the folder: 0 (*r), 1 none, -1. */
+int store_msg_unbound(struct store *s, int64_t folder_id, struct store_msg *r);
 /* The next scratch row (of any folder) after row `after_id`: 0, 1 none, -1. */
 int store_msg_next_scratch(struct store *s, int64_t after_id, struct store_msg *r);
 

@@ -218,6 +218,39 @@ other_name(char name[NAMES_MAX + 1], uint32_t uid)
 	snprintf(name + n, NAMES_MAX + 1 - n, "%s", tail);
 }
 
+/* After a UIDVALIDITY change: the message we had under its old UID (same Message-ID and
+ * size) takes the new one and keeps its name and body; else it is a new row. */
+static int
+adopt_row(struct pass *p, struct store_msg *m)
+{
+	struct store_msg a;
+	int r = pass_txn_begin(p) < 0 ? -1
+				      : store_msg_adopt(p->store, p->f->id, m->message_id, m->size,
+							m->uid, &a);
+	if (r == 0 && store_msg_set_flags(p->store, a.id, m->flags, m->modseq) < 0)
+		r = -1;
+	if (r == 1) {
+		r = store_msg_upsert(p->store, m);
+		if (r < 0 && store_name_taken(p->store)) {
+			other_name(m->name, m->uid);
+			r = store_msg_upsert(p->store, m);
+		}
+		if (r == 0) {
+			p->folder_grew = true;
+			sync_count(p->s, &p->s->st.headers_done, 1);
+		}
+	} else if (r == 0 && strcmp(a.flags, m->flags) != 0) {
+		note_changed(p, a.id);
+	}
+	if (r < 0 || (++p->rows_in_txn >= TXN_ROWS && pass_txn_commit(p) < 0)) {
+		log_warn("account %s: cannot store UID %u of %s: %s", p->s->acct->name, m->uid,
+			 p->f->server_name, store_errmsg(p->store));
+		p->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
 static int
 handle_headers(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_t n)
 {
@@ -249,6 +282,8 @@ handle_headers(struct pass *p, uint32_t uid, const struct imap_arg *attrs, size_
 
 	struct store_msg old;
 	bool existed = store_msg_by_uid(p->store, p->f->id, uid, &old) == 0;
+	if (!existed && p->adopt)
+		return adopt_row(p, &m);
 	int up = pass_txn_begin(p) < 0 ? -1 : store_msg_upsert(p->store, &m);
 	if (up < 0 && !existed && store_name_taken(p->store)) {
 		other_name(m.name, uid);
@@ -423,6 +458,7 @@ const struct imap_fetch_handler sync_pass_handler = {
 	.body_data = on_body_data,
 	.body_end = on_body_end,
 	.fetch = on_fetch,
+	.vanished = pass_vanished,
 };
 
 /* ---- UID sets ---------------------------------------------------------------------- */

@@ -81,6 +81,11 @@ struct pass {
 	struct store *store;
 	struct imap *c;
 	bool condstore;
+	bool qresync;       /* ENABLE QRESYNC confirmed */
+	bool adopt; /* re-reading a folder after a UIDVALIDITY change: store_msg_adopt */
+	int64_t qr_folder;  /* the folder whose VANISHED responses are applied, or 0 */
+	uint32_t *qr_local; /* its UIDs, loaded for a wide VANISHED range (NULL) */
+	size_t qr_nlocal;
 	/* current folder */
 	struct store_folder *f;
 	enum fetch_mode mode;
@@ -123,6 +128,10 @@ int64_t sync_now_s(void);
 void sync_set_error(struct sync *s, const char *msg);
 /* Add n to a counter of s->st under s->mu. */
 void sync_count(struct sync *s, uint64_t *field, uint64_t n);
+
+/* The vanished callback of sync_pass_handler: remove the messages of p->qr_folder the
+ * server says are expunged (nothing when p->qr_folder is 0). */
+int pass_vanished(void *ctx, bool earlier, const char *set);
 
 /* ---- sync-fetch.c ---------------------------------------------------------------- */
 

@@ -409,25 +409,25 @@ out:
 
 /* ---- one folder ------------------------------------------------------------------- */
 
+/* After the re-read of a folder whose UIDVALIDITY changed: delete the rows no message
+ * claimed (store_msg_adopt). */
 static int
-purge_folder(struct pass *p, int64_t folder_id)
+drop_unbound(struct pass *p, struct store_folder *f)
 {
-	uint32_t *uids = NULL;
-	size_t n = 0;
-	if (store_msg_uids(p->store, folder_id, &uids, &n) < 0)
-		return -1;
-	int ret = 0;
-	for (size_t i = 0; i < n && ret == 0; i++) {
-		struct store_msg m;
-		if (store_msg_by_uid(p->store, folder_id, uids[i], &m) != 0)
-			continue;
+	struct store_msg m;
+	int r;
+	bool removed = false;
+	while ((r = store_msg_unbound(p->store, f->id, &m)) == 0) {
 		if (store_msg_delete(p->store, m.id) < 0)
-			ret = -1;
-		else if (p->s->hooks.msg_removed)
-			p->s->hooks.msg_removed(p->s->hctx, folder_id, m.id, m.name);
+			return -1;
+		removed = true;
+		if (p->s->hooks.msg_removed)
+			p->s->hooks.msg_removed(p->s->hctx, f->id, m.id, m.name);
 	}
-	free(uids);
-	return ret;
+	if (removed && p->s->hooks.folder_changed)
+		p->s->hooks.folder_changed(p->s->hctx, f->id);
+	p->adopt = false;
+	return r < 0 ? -1 : 0;
 }
 
 /* Remove messages the server no longer has. */
@@ -466,6 +466,74 @@ out:
 	free(server);
 	free(local);
 	return ret;
+}
+
+/* ---- VANISHED (QRESYNC) ------------------------------------------------------------ */
+
+static int
+vanish_one(struct pass *p, uint32_t uid, bool *removed)
+{
+	struct store_msg m;
+	int r = store_msg_by_uid(p->store, p->qr_folder, uid, &m);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	if (store_msg_delete(p->store, m.id) < 0)
+		return -1;
+	*removed = true;
+	if (p->s->hooks.msg_removed)
+		p->s->hooks.msg_removed(p->s->hctx, p->qr_folder, m.id, m.name);
+	return 0;
+}
+
+/* A range narrower than this is looked up UID by UID; a wider one ("1:4000000" after a
+ * mass expunge) against the folder's UIDs, so the work follows what the folder holds. */
+#define VANISH_SCAN 4096
+
+int
+pass_vanished(void *ctx, bool earlier, const char *set)
+{
+	struct pass *p = ctx;
+	(void)earlier;
+	if (p->qr_folder == 0)
+		return 0; /* not a folder being synced: the next pass's SELECT tells again */
+	/* Rows of flag changes first: a removal is told to the hooks once it is visible. */
+	if (pass_txn_commit(p) < 0)
+		goto fail;
+	const char *pos = set;
+	uint32_t lo, hi;
+	bool removed = false;
+	while (imap_uidset_next(&pos, &lo, &hi) == 1) {
+		if (hi - lo < VANISH_SCAN) {
+			for (uint64_t u = lo; u <= hi; u++)
+				if (vanish_one(p, (uint32_t)u, &removed) < 0)
+					goto fail;
+			continue;
+		}
+		if (p->qr_local == NULL &&
+		    store_msg_uids(p->store, p->qr_folder, &p->qr_local, &p->qr_nlocal) < 0)
+			goto fail;
+		for (size_t i = 0; i < p->qr_nlocal; i++)
+			if (p->qr_local[i] >= lo && p->qr_local[i] <= hi &&
+			    vanish_one(p, p->qr_local[i], &removed) < 0)
+				goto fail;
+	}
+	if (removed && p->s->hooks.folder_changed)
+		p->s->hooks.folder_changed(p->s->hctx, p->qr_folder);
+	return 0;
+fail:
+	p->failed = true;
+	log_warn("account %s: cannot remove expunged messages: %s", p->s->acct->name,
+		 store_errmsg(p->store));
+	return -1;
+}
+
+static void
+vanish_done(struct pass *p)
+{
+	p->qr_folder = 0;
+	free(p->qr_local);
+	p->qr_local = NULL;
+	p->qr_nlocal = 0;
 }
 
 /* ---- messages that keep failing (cache/setaside.h) --------------------------------- */
@@ -551,10 +619,80 @@ blame_stream(struct pass *p)
 		 p->stream_uid, failures, (long long)wait / 60, why);
 }
 
+/* Remove from uids[0..*n) those the folder already has a row for, and fetch the flags of
+ * those (a cut-off first sync resumes where it stopped: no body is asked for twice). */
+static int
+split_known(struct pass *p, struct store_folder *f, uint32_t *uids, size_t *n)
+{
+	uint32_t *local = NULL, *known = NULL;
+	size_t nl = 0, nk = 0, k = 0, j = 0;
+	int ret = -1;
+	if (store_msg_uids(p->store, f->id, &local, &nl) < 0)
+		return -1;
+	if (nl == 0) {
+		free(local);
+		return 0;
+	}
+	known = local; /* filled in place: never ahead of the reading index j */
+	for (size_t i = 0; i < *n; i++) {
+		while (j < nl && local[j] < uids[i])
+			j++;
+		if (j < nl && local[j] == uids[i])
+			known[nk++] = local[j++];
+		else
+			uids[k++] = uids[i];
+	}
+	*n = k;
+	if (nk > 0)
+		log_info("account %s: %s: %zu messages already cached, resuming", p->s->acct->name,
+			 f->server_name, nk);
+	p->mode = MODE_FLAGS;
+	if (pass_fetch_uids(p, known, nk,
+			    p->condstore ? "(UID FLAGS MODSEQ)" : "(UID FLAGS)") < 0 ||
+	    pass_txn_commit(p) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(local);
+	return ret;
+}
+
+/* SELECT the folder; with QRESYNC the server tells what changed since the state we keep:
+ * flags in FETCH responses, expunges in VANISHED (EARLIER). *qr_r: it did. */
+static enum imap_err
+select_folder(struct pass *p, struct store_folder *f, struct imap_select_info *si, bool *qr_r)
+{
+	*qr_r = p->qresync && f->uidvalidity != 0 && f->highestmodseq != 0;
+	p->qr_folder = p->qresync ? f->id : 0;
+	p->mode = MODE_FLAGS;
+	enum imap_err e;
+	if (*qr_r) {
+		char known[32];
+		snprintf(known, sizeof(known), "1:%u", f->uidnext > 1 ? f->uidnext - 1 : 1);
+		e = imap_select_qresync(p->c, f->server_name, true, f->uidvalidity,
+					f->highestmodseq, known, si);
+	} else {
+		e = imap_select(p->c, f->server_name, true, si);
+	}
+	if (p->failed)
+		e = IMAP_ERR_ABORTED;
+	if (e == IMAP_OK && pass_txn_commit(p) < 0)
+		e = IMAP_ERR_ABORTED;
+	/* A server that forgot the state we knew says so with a new UIDVALIDITY. */
+	if (si->uidvalidity != f->uidvalidity)
+		*qr_r = false;
+	p->mode = MODE_NONE;
+	return e;
+}
+
+static int sync_folder_selected(struct pass *p, struct store_folder *f,
+				const struct imap_select_info *si, bool qr);
+
 static int
 sync_folder(struct pass *p, struct store_folder *f)
 {
 	struct imap_select_info si;
+	bool qr;
 	p->f = f;
 	/* The listing's STATUS says nothing changed: no SELECT at all (on Dovecot a SELECT
 	 * after a LIST costs time in proportion to the folder's size). Only with a
@@ -564,20 +702,42 @@ sync_folder(struct pass *p, struct store_folder *f)
 	    ls->uidvalidity == f->uidvalidity && ls->uidnext == f->uidnext &&
 	    ls->messages == f->messages && ls->highestmodseq == f->highestmodseq)
 		return 0;
-	if (imap_select(p->c, f->server_name, true, &si) != IMAP_OK) {
+	enum imap_err e = select_folder(p, f, &si, &qr);
+	if (e == IMAP_ERR_ABORTED) {
+		vanish_done(p);
+		sync_set_error(p->s, store_errmsg(p->store));
+		return -1;
+	}
+	if (e == IMAP_OK) {
+		int r = sync_folder_selected(p, f, &si, qr);
+		vanish_done(p);
+		return r;
+	}
+	vanish_done(p);
+	{
 		if (conn_error(imap_conn(p->c)) != CONN_OK)
 			return -1;
 		log_warn("account %s: cannot open %s: %s", p->s->acct->name, f->server_name,
 			 imap_errmsg(p->c));
 		return 0; /* the folder may have just been deleted; the next listing tells */
 	}
+}
+
+/* The folder is selected (si: what SELECT said; qr: its QRESYNC answer told the flag
+ * changes and expunges already). */
+static int
+sync_folder_selected(struct pass *p, struct store_folder *f, const struct imap_select_info *sip,
+		     bool qr)
+{
+	struct imap_select_info si = *sip;
 	if (f->uidvalidity != 0 && si.uidvalidity != f->uidvalidity) {
 		log_info("account %s: %s: UIDVALIDITY changed, reading the folder again",
 			 p->s->acct->name, f->server_name);
-		if (purge_folder(p, f->id) < 0)
+		/* Its rows wait for the re-read, which gives each message found again (same
+		 * Message-ID and size) its new UID: names and bodies stay. */
+		if (store_msg_unbind(p->store, f->id) < 0)
 			return -1;
-		if (p->s->hooks.folder_changed)
-			p->s->hooks.folder_changed(p->s->hctx, f->id);
+		p->adopt = true;
 		f->uidnext = 0;
 		f->highestmodseq = 0;
 		f->messages = 0;
@@ -609,6 +769,12 @@ sync_folder(struct pass *p, struct store_folder *f)
 		for (size_t i = 0; i < n; i++)
 			if (f->uidnext == 0 || uids[i] >= f->uidnext)
 				uids[k++] = uids[i];
+		/* A first sync that was cut off (or a folder re-read after a UIDVALIDITY
+		 * change) finds rows it already has: only their flags are asked for. */
+		if (f->uidnext == 0 && split_known(p, f, uids, &k) < 0) {
+			free(uids);
+			return -1;
+		}
 		/* Set-aside messages are listed from their metadata alone. */
 		uint32_t aside[ASIDE_MAX];
 		size_t naside = 0;
@@ -618,7 +784,7 @@ sync_folder(struct pass *p, struct store_folder *f)
 		}
 		k = split_aside(p, uids, k, aside, &naside);
 		/* With everything prefetched, metadata and body come in one FETCH. */
-		bool full = p->s->acct->prefetch == CFG_PREFETCH_ALL;
+		bool full = p->s->acct->prefetch == CFG_PREFETCH_ALL && !p->adopt;
 		p->mode = full ? MODE_FULL : MODE_HEADERS;
 		if (full)
 			set_phase(p->s, "messages");
@@ -636,8 +802,11 @@ sync_folder(struct pass *p, struct store_folder *f)
 		if (r < 0 || pass_txn_commit(p) < 0)
 			return -1;
 	}
-	/* Flag changes of the messages we had. */
-	if (f->uidnext > 1 && f->messages > 0) {
+	/* Rows of a re-read folder nobody claimed: their messages are gone. */
+	if (p->adopt && drop_unbound(p, f) < 0)
+		return -1;
+	/* Flag changes of the messages we had (QRESYNC: told by the SELECT). */
+	if (!qr && f->uidnext > 1 && f->messages > 0) {
 		unsigned id;
 		p->mode = MODE_FLAGS;
 		enum imap_err e;
@@ -808,6 +977,8 @@ pass_end(struct pass *p, int ret)
 	p->nlisted = 0; /* a listing tells only the pass that made it */
 	p->mode = MODE_NONE;
 	p->failed = false;
+	p->adopt = false;
+	vanish_done(p);
 	return ret;
 }
 
@@ -889,8 +1060,15 @@ sync_main(void *arg)
 		}
 		imap_set_fetch_handler(p.c, &sync_pass_handler, &p);
 		p.condstore = imap_has_cap(p.c, "CONDSTORE");
-		if (p.condstore)
+		p.qresync = false;
+		/* QRESYNC (RFC 7162) implies CONDSTORE; it needs ENABLE. */
+		if (imap_has_cap(p.c, "QRESYNC") && imap_has_cap(p.c, "ENABLE") &&
+		    imap_enable(p.c, "QRESYNC") == IMAP_OK && imap_enabled(p.c, "QRESYNC")) {
+			p.qresync = true;
+			p.condstore = true;
+		} else if (p.condstore) {
 			(void)imap_enable(p.c, "CONDSTORE");
+		}
 		pthread_mutex_lock(&s->mu);
 		bool was_offline = s->known_offline;
 		s->st.online = true;

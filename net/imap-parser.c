@@ -1248,3 +1248,58 @@ imap_uidset_expand(const char *s, uint32_t *out, size_t max)
 			return -1;
 	}
 }
+
+int
+imap_uidset_next(const char **pos, uint32_t *lo_r, uint32_t *hi_r)
+{
+	const char *p = *pos;
+	if (*p == '\0')
+		return 0;
+	uint32_t a = uidset_num(&p), b = a;
+	if (a == 0)
+		return -1;
+	if (*p == ':') {
+		p++;
+		if ((b = uidset_num(&p)) == 0)
+			return -1;
+	}
+	if (*p == ',') {
+		if (p[1] == '\0')
+			return -1;
+		p++;
+	} else if (*p != '\0') {
+		return -1;
+	}
+	*lo_r = a < b ? a : b;
+	*hi_r = a < b ? b : a;
+	*pos = p;
+	return 1;
+}
+
+int
+imap_vanished(const struct imap_response *r, bool *earlier_r, const char **set_r)
+{
+	size_t i = 0;
+	*earlier_r = false;
+	*set_r = NULL;
+	if (r->kind != IMAP_RESP_UNTAGGED || r->name == NULL || strcmp(r->name, "VANISHED") != 0 ||
+	    r->has_number)
+		return -1;
+	if (r->nargs >= 1 && r->args[0].type == IMAP_ARG_LIST) {
+		if (r->args[0].len != 1 || !imap_arg_atom_is(&r->args[0].list[0], "EARLIER"))
+			return -1;
+		*earlier_r = true;
+		i = 1;
+	}
+	if (r->nargs != i + 1 || r->args[i].type != IMAP_ARG_ATOM)
+		return -1;
+	const char *set = r->args[i].str, *p = set;
+	uint32_t lo, hi;
+	int k;
+	while ((k = imap_uidset_next(&p, &lo, &hi)) == 1)
+		;
+	if (k < 0 || p == set)
+		return -1;
+	*set_r = set;
+	return 0;
+}

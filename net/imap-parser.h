@@ -174,4 +174,17 @@ int imap_arg_u32(const struct imap_arg *a, uint32_t *r);
  * how many UIDs, or -1 if s is not a uid-set or holds more than max. */
 long imap_uidset_expand(const char *s, uint32_t *out, size_t max);
 
+/* Walk a uid-set range by range without expanding it (a VANISHED set may name millions
+ * of UIDs): *pos starts at the set's first byte; each call gives the next range in
+ * *lo_r <= *hi_r and returns 1, 0 at the end, -1 if the set is malformed (then *pos is
+ * left where the error is). "*" is not allowed (a server never sends it in a set). */
+int imap_uidset_next(const char **pos, uint32_t *lo_r, uint32_t *hi_r);
+
+/* A VANISHED response (RFC 7162 3.2.10):
+ *   expunged-resp = "VANISHED" [SP "(EARLIER)"] SP known-uids
+ * r must be untagged data named "VANISHED". Returns 0 with *earlier_r and the uid-set
+ * (*set_r, valid as long as the response, checked with imap_uidset_next), or -1 when it
+ * is malformed (no set, an unknown tag list, more arguments, a set that does not parse). */
+int imap_vanished(const struct imap_response *r, bool *earlier_r, const char **set_r);
+
 #endif

@@ -617,11 +617,25 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 		}
 		return IMAP_OK;
 	}
+	if (strcmp(name, "VANISHED") == 0) {
+		bool earlier;
+		const char *set;
+		if (imap_vanished(r, &earlier, &set) < 0)
+			return fail(c, IMAP_ERR_PROTOCOL, "malformed VANISHED response");
+		if (c->fh != NULL && c->fh->vanished != NULL &&
+		    c->fh->vanished(c->fctx, earlier, set) != 0) {
+			c->aborted = true;
+			return fail(c, IMAP_ERR_ABORTED, "aborted while receiving VANISHED");
+		}
+		return IMAP_OK;
+	}
 	if (strcmp(name, "CAPABILITY") == 0) {
 		set_caps(c, r->args, r->nargs);
 	} else if (strcmp(name, "ENABLED") == 0) {
 		for (size_t i = 0; i < r->nargs; i++)
 			if (r->args[i].type == IMAP_ARG_ATOM) {
+				if (c->enabled.len == 0) /* " EXT1 EXT2 ": every word between spaces */
+					buf_append(&c->enabled, " ", 1);
 				buf_append_str(&c->enabled, r->args[i].str);
 				buf_append(&c->enabled, " ", 1);
 			}
@@ -637,7 +651,7 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 		if (c->sel != NULL)
 			c->sel->exists = r->number;
 	}
-	/* EXPUNGE, VANISHED, RECENT, FLAGS, ID, NAMESPACE: nothing to do here (yet the sync
+	/* EXPUNGE, RECENT, FLAGS, ID, NAMESPACE: nothing to do here (yet the sync
 	 * engine of the next layer re-lists what changed). */
 	return IMAP_OK;
 }
@@ -1242,6 +1256,37 @@ imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_i
 			 !imap_enabled(c, "QRESYNC");
 	e = simple(c, "%s %s%s", readonly ? "EXAMINE" : "SELECT", q,
 		   condstore ? " (CONDSTORE)" : "");
+	c->sel = NULL;
+	if (e == IMAP_OK)
+		set_state(c, ST_SELECTED);
+	return e;
+}
+
+enum imap_err
+imap_select_qresync(struct imap *c, const char *raw, bool readonly, uint32_t uidvalidity,
+		    uint64_t modseq, const char *known_uids, struct imap_select_info *r)
+{
+	char q[1024];
+	enum imap_err e = quote_mailbox(c, raw, q, sizeof(q));
+	if (e != IMAP_OK)
+		return e;
+	if (uidvalidity == 0 || modseq == 0 || !imap_enabled(c, "QRESYNC"))
+		return imap_select(c, raw, readonly, r);
+	if (known_uids != NULL) {
+		const char *p = known_uids;
+		uint32_t lo, hi;
+		int k;
+		while ((k = imap_uidset_next(&p, &lo, &hi)) == 1)
+			;
+		if (k < 0 || p == known_uids)
+			return fail(c, IMAP_ERR_BAD, "known UIDs are not a uid-set");
+	}
+	memset(r, 0, sizeof(*r));
+	r->readonly = readonly;
+	c->sel = r;
+	e = simple(c, "%s %s (QRESYNC (%u %llu%s%s))", readonly ? "EXAMINE" : "SELECT", q,
+		   uidvalidity, (unsigned long long)modseq, known_uids ? " " : "",
+		   known_uids ? known_uids : "");
 	c->sel = NULL;
 	if (e == IMAP_OK)
 		set_state(c, ST_SELECTED);

@@ -135,6 +135,16 @@ struct imap_select_info {
 enum imap_err imap_select(struct imap *c, const char *raw, bool readonly,
 			  struct imap_select_info *r);
 
+/* SELECT/EXAMINE with QRESYNC (RFC 7162 3.2.5; ENABLE QRESYNC first):
+ *   select-param =/ "QRESYNC" SP "(" uidvalidity SP mod-sequence-value [SP known-uids] ")"
+ * with the UIDVALIDITY and HIGHESTMODSEQ the caller knew and known_uids (a uid-set, or
+ * NULL). When the UIDVALIDITY still holds the server answers with FETCH responses of the
+ * messages changed since modseq (to the fetch handler) and VANISHED (EARLIER) of those
+ * expunged (to its vanished callback). */
+enum imap_err imap_select_qresync(struct imap *c, const char *raw, bool readonly,
+				  uint32_t uidvalidity, uint64_t modseq, const char *known_uids,
+				  struct imap_select_info *r);
+
 /* UID SEARCH <criteria> (ESEARCH "RETURN (ALL)" when offered). *uids_r: ascending UIDs
  * (caller frees), at most 50,000,000. */
 enum imap_err imap_uid_search(struct imap *c, const char *criteria, uint32_t **uids_r,
@@ -195,6 +205,11 @@ struct imap_fetch_handler {
 	int (*body_data)(void *ctx, const unsigned char *data, size_t len);
 	int (*body_end)(void *ctx);
 	int (*fetch)(void *ctx, uint32_t seq, const struct imap_arg *attrs, size_t nattrs);
+	/* vanished: UIDs expunged (QRESYNC enabled): `set` is a uid-set to walk with
+	 * imap_uidset_next (valid during the call); earlier: "VANISHED (EARLIER)", the answer
+	 * of a SELECT ... (QRESYNC ...) or UID FETCH ... (VANISHED). A malformed VANISHED is
+	 * IMAP_ERR_PROTOCOL. */
+	int (*vanished)(void *ctx, bool earlier, const char *set);
 };
 void imap_set_fetch_handler(struct imap *c, const struct imap_fetch_handler *h, void *ctx);
 /* Only inside body_begin: an attribute (atom or quoted string, e.g. "INTERNALDATE") that the

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plain TCP relay in front of Dovecot's plaintext (STARTTLS/STLS) listeners.
 
-Usage: relay.py [--delay-ms N] PIDFILE LISTEN_PORT:TARGET_PORT [LISTEN_PORT:TARGET_PORT ...]
+Usage: relay.py [--delay-ms N] [--count FILE] PIDFILE LISTEN_PORT:TARGET_PORT [...]
 
 Why it exists: Dovecot 2.3 treats a connection whose remote IP equals its local IP
 as "secured" (login-common: secured = ssl || trusted || remote_ip == local_ip), so
@@ -19,6 +19,9 @@ The relay writes PIDFILE once every listener is bound, and exits on SIGTERM.
 --delay-ms N holds every chunk N ms before passing it on (each direction), a slow link:
 end-to-end tests use it to stretch work over the connection so that they can interrupt it
 at chosen points.
+--count FILE keeps in FILE the number of bytes passed from the servers to the clients so far
+(all connections), rewritten after every chunk: what a client received, whatever the
+server counted as sent into its socket buffers.
 """
 import itertools
 import os
@@ -33,6 +36,8 @@ _sources = itertools.cycle(f"127.0.0.{i}" for i in range(2, 255))
 _lock = threading.Lock()
 _bind_ok = True
 _delay = 0.0
+_count_file = None
+_count = 0
 
 
 def log(msg):
@@ -56,7 +61,17 @@ def connect_backend(port):
     return s
 
 
-def pump(src, dst):
+def counted(n):
+    global _count
+    with _lock:
+        _count += n
+        tmp = _count_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{_count}\n")
+        os.replace(tmp, _count_file)
+
+
+def pump(src, dst, count=False):
     try:
         while True:
             data = src.recv(BUF)
@@ -65,6 +80,8 @@ def pump(src, dst):
             if _delay:
                 time.sleep(_delay)
             dst.sendall(data)
+            if count and _count_file:
+                counted(len(data))
     except OSError:
         pass
     finally:
@@ -83,7 +100,7 @@ def handle(client, port):
         return
     for s in (client, backend):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    t = threading.Thread(target=pump, args=(backend, client), daemon=True)
+    t = threading.Thread(target=pump, args=(backend, client, True), daemon=True)
     t.start()
     pump(client, backend)
     t.join()
@@ -102,10 +119,13 @@ def serve(listener, port):
 
 
 def main():
-    global _delay
+    global _delay, _count_file
     args = sys.argv[1:]
-    if len(args) >= 2 and args[0] == "--delay-ms":
-        _delay = int(args[1]) / 1000.0
+    while len(args) >= 2 and args[0] in ("--delay-ms", "--count"):
+        if args[0] == "--delay-ms":
+            _delay = int(args[1]) / 1000.0
+        else:
+            _count_file = args[1]
         args = args[2:]
     if len(args) < 2:
         sys.exit(__doc__)

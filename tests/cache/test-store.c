@@ -266,7 +266,7 @@ test_open_modes(void **state)
 	store_close(&s); /* NULL is fine */
 
 	/* Migrated from an empty file: version 1, our application id, WAL. */
-	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 5);
 	assert_int_equal(raw_query(sub, "PRAGMA application_id"), 0x6d6c6673);
 	assert_int_equal(raw_query(sub, "SELECT count(*) FROM sqlite_schema WHERE name ="
 					" 'messages'"),
@@ -289,7 +289,7 @@ test_open_modes(void **state)
 	fclose(f);
 	s = open_ok(sub);
 	store_close(&s);
-	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_query(sub, "PRAGMA user_version"), 5);
 	rm_tree(dir);
 }
 
@@ -322,7 +322,7 @@ test_open_race(void **state)
 		pthread_join(t[i], &ok);
 		assert_true(ok != NULL);
 	}
-	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 5);
 	assert_int_equal(raw_query(dir, "PRAGMA auto_vacuum"), 2);
 	assert_int_equal(raw_query(dir, "SELECT count(*) FROM accounts"), 1);
 	rm_tree(dir);
@@ -421,7 +421,7 @@ test_open_newer(void **state)
 	assert_int_equal(store_open(dir, &s, err, sizeof(err)), -1);
 	assert_null(s);
 	snprintf(want, sizeof(want),
-		 "%s/mailfs.db: schema version 9 is newer than this mailfs understands (4)", dir);
+		 "%s/mailfs.db: schema version 9 is newer than this mailfs understands (5)", dir);
 	assert_string_equal(err, want);
 	/* Refused, not damaged. */
 	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 9);
@@ -1440,7 +1440,7 @@ test_migrate_v1(void **state)
 	/* Back to version 1, as an older mailfs left it. */
 	char sql[2048];
 	snprintf(sql, sizeof(sql),
-		 "DROP TRIGGER setaside_msg; DROP TRIGGER setaside_folder; DROP INDEX messages_empty;"
+		 "DROP INDEX messages_unbound; DROP TRIGGER setaside_msg; DROP TRIGGER setaside_folder; DROP INDEX messages_empty;"
 		 " DROP TABLE setaside; DROP TRIGGER messages_au_folder; DROP TRIGGER messages_au_name;"
 		 " DROP INDEX messages_prev; DROP INDEX messages_scratch; DROP TABLE journal;"
 		 " ALTER TABLE messages DROP COLUMN state;"
@@ -1462,7 +1462,7 @@ test_migrate_v1(void **state)
 	assert_int_equal(rmdir(path), 0);
 
 	s = fx->s = open_ok(dir);
-	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_query(dir, "PRAGMA user_version"), 5);
 	OK(store_body_sweep(s, NULL));
 	char buf[32];
 	size_t got;
@@ -1877,6 +1877,51 @@ test_concurrent(void **state)
 	free(c);
 }
 
+/* A UIDVALIDITY change: rows let go of their UIDs, the re-read binds the same messages
+ * (Message-ID + size) to the new ones with their names; the rest is found as unbound. */
+static void
+test_msg_unbind_adopt(void **state)
+{
+	struct fx *fx = *state;
+	int64_t a = add_msg(fx->s, fx->inbox, 1, "a.eml", 100);
+	int64_t b = add_msg(fx->s, fx->inbox, 2, "b.eml", 200);
+	int64_t c = add_msg(fx->s, fx->inbox, 3, "c.eml", 300);
+	OK(store_msg_unbind(fx->s, fx->inbox));
+	struct store_msg m;
+	assert_int_equal(store_msg_by_uid(fx->s, fx->inbox, 1, &m), 1);
+	uint32_t *uids = NULL;
+	size_t n = 9;
+	OK(store_msg_uids(fx->s, fx->inbox, &uids, &n));
+	assert_int_equal(n, 0);
+	free(uids);
+	/* Still listed under their names. */
+	OK(store_msg_lookup(fx->s, fx->inbox, "b.eml", &m));
+	assert_int_equal(m.id, b);
+	/* UID 2's message is now UID 7 (new UIDs may collide with the old ones: 1). */
+	OK(store_msg_adopt(fx->s, fx->inbox, "<2@example.com>", 200, 7, &m));
+	assert_int_equal(m.id, b);
+	assert_int_equal(m.uid, 7);
+	assert_string_equal(m.name, "b.eml");
+	OK(store_msg_adopt(fx->s, fx->inbox, "<1@example.com>", 100, 1, &m));
+	assert_int_equal(m.id, a);
+	/* Not again, not with another size, not without a Message-ID. */
+	assert_int_equal(store_msg_adopt(fx->s, fx->inbox, "<2@example.com>", 200, 8, &m), 1);
+	assert_int_equal(store_msg_adopt(fx->s, fx->inbox, "<3@example.com>", 301, 8, &m), 1);
+	assert_int_equal(store_msg_adopt(fx->s, fx->inbox, "", 300, 8, &m), 1);
+	OK(store_msg_by_uid(fx->s, fx->inbox, 7, &m));
+	assert_int_equal(m.id, b);
+	/* The one nobody claimed. */
+	OK(store_msg_unbound(fx->s, fx->inbox, &m));
+	assert_int_equal(m.id, c);
+	OK(store_msg_delete(fx->s, c));
+	assert_int_equal(store_msg_unbound(fx->s, fx->inbox, &m), 1);
+	OK(store_msg_uids(fx->s, fx->inbox, &uids, &n));
+	assert_int_equal(n, 2);
+	assert_int_equal(uids[0], 1);
+	assert_int_equal(uids[1], 7);
+	free(uids);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1923,6 +1968,7 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test(test_query_plans),
+	    cmocka_unit_test_setup_teardown(test_msg_unbind_adopt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

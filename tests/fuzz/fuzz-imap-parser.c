@@ -207,6 +207,19 @@ check_response(struct trace *t, const struct imap_response *r)
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		bytes += strs[i] != NULL ? strlen(strs[i]) : 0;
 	CHECK(bytes <= t->limits.max_line);
+	/* VANISHED: a set that is accepted walks to its end in ascending ranges. */
+	bool earlier;
+	const char *set;
+	if (r->name != NULL && imap_vanished(r, &earlier, &set) == 0) {
+		CHECK(set != NULL && set[0] != '\0');
+		const char *p = set;
+		uint32_t lo, hi;
+		int k;
+		while ((k = imap_uidset_next(&p, &lo, &hi)) == 1)
+			CHECK(lo >= 1 && lo <= hi);
+		CHECK(k == 0 && *p == '\0');
+		mix_u64(t, earlier);
+	}
 }
 
 static void

@@ -1176,6 +1176,99 @@ test_uidset(void **state)
 	assert_int_equal(imap_uidset_expand("1,,2", u, 8), -1);
 }
 
+/* uid-sets walked range by range (VANISHED): nothing is expanded. */
+static void
+test_uidset_next(void **state)
+{
+	(void)state;
+	const char *p = "1:3,7,4294967295:10";
+	uint32_t lo, hi;
+	assert_int_equal(imap_uidset_next(&p, &lo, &hi), 1);
+	assert_int_equal(lo, 1);
+	assert_int_equal(hi, 3);
+	assert_int_equal(imap_uidset_next(&p, &lo, &hi), 1);
+	assert_int_equal(lo, 7);
+	assert_int_equal(hi, 7);
+	assert_int_equal(imap_uidset_next(&p, &lo, &hi), 1);
+	assert_int_equal(lo, 10);
+	assert_int_equal(hi, 4294967295u);
+	assert_int_equal(imap_uidset_next(&p, &lo, &hi), 0);
+	const char *refused[] = {"0", "1,", ",1", "1::2", "1:*", "*", "1 2", "4294967296", "a"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *q = refused[i];
+		int k;
+		while ((k = imap_uidset_next(&q, &lo, &hi)) == 1)
+			;
+		assert_int_equal(k, -1);
+	}
+}
+
+/* Parse one line; the response stays valid while *pp lives. */
+static const struct imap_response *
+one_response(struct imap_parser **pp, const char *line)
+{
+	*pp = imap_parser_new(NULL, NULL, NULL);
+	assert_non_null(*pp);
+	size_t used = 0;
+	const struct imap_response *r = NULL;
+	assert_int_equal(imap_parser_feed(*pp, (const unsigned char *)line, strlen(line), &used, &r),
+			 IMAP_PARSE_OK);
+	assert_int_equal(used, strlen(line));
+	return r;
+}
+
+/* expunged-resp = "VANISHED" [SP "(EARLIER)"] SP known-uids (RFC 7162). */
+static void
+test_vanished(void **state)
+{
+	(void)state;
+	struct imap_parser *p;
+	bool earlier;
+	const char *set;
+	const struct imap_response *r = one_response(&p, "* VANISHED (EARLIER) 41,43:116,118\r\n");
+	assert_int_equal(imap_vanished(r, &earlier, &set), 0);
+	assert_true(earlier);
+	assert_string_equal(set, "41,43:116,118");
+	imap_parser_free(&p);
+	r = one_response(&p, "* vanished 405,407,410:425\r\n");
+	assert_int_equal(imap_vanished(r, &earlier, &set), 0);
+	assert_false(earlier);
+	assert_string_equal(set, "405,407,410:425");
+	imap_parser_free(&p);
+	/* The same split one byte at a time. */
+	const char *line = "* VANISHED (EARLIER) 1:2\r\n";
+	p = imap_parser_new(NULL, NULL, NULL);
+	r = NULL;
+	for (size_t i = 0; line[i]; i++) {
+		size_t used = 0;
+		enum imap_parse_result k =
+			imap_parser_feed(p, (const unsigned char *)line + i, 1, &used, &r);
+		assert_int_equal(k, line[i + 1] ? IMAP_PARSE_NEED_MORE : IMAP_PARSE_OK);
+	}
+	assert_int_equal(imap_vanished(r, &earlier, &set), 0);
+	assert_true(earlier);
+	assert_string_equal(set, "1:2");
+	imap_parser_free(&p);
+	const char *refused[] = {
+		"* VANISHED\r\n",                 /* no set */
+		"* VANISHED (EARLIER)\r\n",       /* no set */
+		"* VANISHED (LATER) 1\r\n",       /* unknown tag */
+		"* VANISHED (EARLIER FOO) 1\r\n", /* more in the list */
+		"* VANISHED 1 2\r\n",             /* more arguments */
+		"* VANISHED 0\r\n",               /* not a uid-set */
+		"* VANISHED 1:*\r\n",             /* "*" never in known-uids */
+		"* VANISHED \"1\"\r\n",           /* a string, not a sequence-set */
+		"* 3 VANISHED 1\r\n",             /* a number before the name */
+		"* 3 EXPUNGE\r\n",                /* not VANISHED */
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		r = one_response(&p, refused[i]);
+		assert_int_equal(imap_vanished(r, &earlier, &set), -1);
+		assert_null(set);
+		imap_parser_free(&p);
+	}
+}
+
 int
 main(void)
 {
@@ -1189,6 +1282,8 @@ main(void)
 	    cmocka_unit_test(test_limits),        cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_incomplete),    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_uidset),
+	    cmocka_unit_test(test_uidset_next),
+	    cmocka_unit_test(test_vanished),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
