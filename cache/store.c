@@ -208,8 +208,8 @@ static const char *const migrations[] = {
     /* 5: server rows of a folder whose UIDVALIDITY changed wait with uid = -id (state 0)
      * until the re-read finds their message again by Message-ID and size
      * (store_msg_unbind / store_msg_adopt). */
-    "CREATE INDEX messages_unbound ON messages(folder_id, message_id, size)"
-    "  WHERE uid < 0 AND state = 0;",
+    ("CREATE INDEX messages_unbound ON messages(folder_id, message_id, size)"
+     "  WHERE uid < 0 AND state = 0;"),
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
