@@ -109,7 +109,7 @@ mid=$(getfattr --absolute-names --only-values -n user.mail.message-id "$mnt/old/
 check "user.mail.message-id from TOP ('$mid')" test "$mid" = "<craft.$$@pop3test>"
 
 # --- 2. read-only but rm ----------------------------------------------------------------------
-one=$(ls "$mnt/old/INBOX" | head -1)
+one=$(ls "$mnt/old/INBOX" | sed -n 1p)
 erofs() { # label command...
 	local l=$1
 	shift
