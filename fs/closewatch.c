@@ -22,7 +22,11 @@
  * nothing either: files written and not committed are committed at the next start
  * (change_recover); outbox files are queued then (fs/outbox.c).
  *
- * Until the watches are in place (and if they cannot be), FLUSH commits as before.
+ * Until every watch is in place, FLUSH is still sent. The kernel sends it on every close(2),
+ * not only the last: a shell's `printf ... >FILE` opens FILE, moves it to descriptor 1 and
+ * closes the first descriptor before anything is written. So a FLUSH commits only a file
+ * whose directory is not watched (closewatch_has_folder/_outbox); for a watched one the
+ * last close raises the event that does. Where no watch can be had, FLUSH commits.
  */
 #include "fs/fs-internal.h"
 
@@ -102,6 +106,15 @@ watch_by_folder(struct closewatch *cw, int64_t fid)
 {
 	for (size_t i = 0; i < cw->nw; i++)
 		if (cw->w[i].kind == W_FOLDER && cw->w[i].id == fid)
+			return &cw->w[i];
+	return NULL;
+}
+
+static struct watch *
+watch_by_outbox(struct closewatch *cw, size_t acc)
+{
+	for (size_t i = 0; i < cw->nw; i++)
+		if (cw->w[i].kind == W_OUTBOX && cw->w[i].acc == acc)
 			return &cw->w[i];
 	return NULL;
 }
@@ -364,6 +377,11 @@ closewatch_start(struct mfs *m, const char *mountpoint)
 {
 	if (m->readonly || mountpoint == NULL || mountpoint[0] != '/')
 		return -1;
+	if (getenv("MAILFS_NO_INOTIFY") != NULL) {
+		/* A test aid: the mount as it runs where inotify cannot be had. */
+		log_info("closewatch: MAILFS_NO_INOTIFY is set: closes are seen through FLUSH");
+		return -1;
+	}
 	struct closewatch *cw = calloc(1, sizeof(*cw));
 	if (cw == NULL)
 		return -1;
@@ -456,22 +474,68 @@ folder_path(struct closewatch *cw, struct store *s, int64_t fid, char *path, siz
 	return ok;
 }
 
-void
+bool
 closewatch_ensure(struct mfs *m, struct store *s, int64_t fid)
 {
 	struct closewatch *cw = m->cw;
-	if (cw == NULL || !m->noflush || s == NULL)
-		return;
+	if (cw == NULL || s == NULL)
+		return false;
 	for (size_t i = 0; i < m->nacc; i++)
 		if (m->acc[i].top_id == fid)
-			return; /* no messages there; watched by scan() */
+			return false; /* no messages there; watched by scan() */
+	if (closewatch_has_folder(m, fid) || m->singlethread)
+		return closewatch_has_folder(m, fid); /* -s: the walk would wait on this thread */
+	char path[PATH_MAX];
+	size_t acc;
+	if (!folder_path(cw, s, fid, path, sizeof(path), &acc))
+		return false;
+	if (!watch_add(cw, path, W_FOLDER, fid, acc))
+		return false;
+	log_debug("closewatch: %s watched before its first write", path);
+	return true;
+}
+
+bool
+closewatch_ensure_outbox(struct mfs *m, struct store *s, size_t acc)
+{
+	struct closewatch *cw = m->cw;
+	if (cw == NULL || s == NULL || acc >= m->nacc)
+		return false;
+	if (closewatch_has_outbox(m, acc) || m->singlethread)
+		return closewatch_has_outbox(m, acc);
+	const struct account *a = &m->acc[acc];
+	struct store_folder top;
+	char path[PATH_MAX];
+	if (store_folder_get(s, a->top_id, &top) != 0 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s/%s", cw->mountpoint, top.name,
+			     a->cfg->outbox) >= sizeof(path))
+		return false;
+	if (!watch_add(cw, path, W_OUTBOX, 0, acc))
+		return false;
+	log_debug("closewatch: %s watched before its first file", path);
+	return true;
+}
+
+bool
+closewatch_has_folder(struct mfs *m, int64_t fid)
+{
+	struct closewatch *cw = m->cw;
+	if (cw == NULL)
+		return false;
 	pthread_mutex_lock(&cw->mu);
 	bool have = watch_by_folder(cw, fid) != NULL;
 	pthread_mutex_unlock(&cw->mu);
-	char path[PATH_MAX];
-	size_t acc;
-	if (have || !folder_path(cw, s, fid, path, sizeof(path), &acc))
-		return;
-	if (watch_add(cw, path, W_FOLDER, fid, acc))
-		log_debug("closewatch: %s watched before its first write", path);
+	return have;
+}
+
+bool
+closewatch_has_outbox(struct mfs *m, size_t acc)
+{
+	struct closewatch *cw = m->cw;
+	if (cw == NULL)
+		return false;
+	pthread_mutex_lock(&cw->mu);
+	bool have = watch_by_outbox(cw, acc) != NULL;
+	pthread_mutex_unlock(&cw->mu);
+	return have;
 }

@@ -107,7 +107,8 @@ struct mfs {
 	_Atomic bool noflush;
 	_Atomic bool open_refused;      /* OPEN was answered ENOSYS: no RELEASE comes any more */
 	_Atomic unsigned folders_gen;   /* bumped when folders may have appeared */
-	struct closewatch *cw;
+	struct closewatch *cw;       /* NULL: no inotify; OPEN is then answered and RELEASE comes */
+	bool singlethread;          /* -s: a handler must not wait on a lookup of this mount */
 };
 
 /* The calling thread's store / outbox handles (each thread owns its SQLite connections). */
@@ -220,10 +221,16 @@ void obx_idle(struct mfs *m, int64_t before_ms);
  * start: a thread that waits for mfs.ready; mountpoint: absolute. */
 int closewatch_start(struct mfs *m, const char *mountpoint);
 bool closewatch_stop(struct mfs *m, int wait_ms);
-/* A file of folder fid is about to be created, written or truncated: if closes are no
- * longer seen through FLUSH and the folder is not watched yet, watch it now, so that the
- * file's close is seen. Called by file system threads before they answer. */
-void closewatch_ensure(struct mfs *m, struct store *s, int64_t fid);
+/* A file of folder fid (of account acc's outbox) is about to be created, written or
+ * truncated: if the directory is not watched yet, watch it now, so that the file's close
+ * is seen. Called by file system threads before they answer; true when it is watched. */
+bool closewatch_ensure(struct mfs *m, struct store *s, int64_t fid);
+bool closewatch_ensure_outbox(struct mfs *m, struct store *s, size_t acc);
+/* Is the directory watched now? Then the last close of a file in it raises an event, and
+ * a FLUSH (sent on every close(2), also of one of several descriptors, as a shell's
+ * redirection makes) need not commit: the event does, at the last close. */
+bool closewatch_has_folder(struct mfs *m, int64_t fid);
+bool closewatch_has_outbox(struct mfs *m, size_t acc);
 
 /* fs/status.c: rebuild .status if it is old (see STATUS_MAX_AGE_MS there). */
 void refresh_status(struct mfs *m);

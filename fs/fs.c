@@ -402,6 +402,7 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	if (fo.foreground)
 		(void)progress_start(&m);
 	/* Closes are seen through inotify once the loop answers lookups (fs/closewatch.c). */
+	m.singlethread = fo.singlethread;
 	(void)closewatch_start(&m, fo.mountpoint);
 	int r;
 	if (fo.singlethread) {

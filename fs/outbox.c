@@ -624,6 +624,8 @@ obx_create(struct mfs *m, fuse_req_t req, fuse_ino_t parent, const char *name, m
 		fuse_reply_err(req, EIO);
 		return true;
 	}
+	/* Its last close is to be seen by fs/closewatch.c, whichever FLUSH comes first. */
+	(void)closewatch_ensure_outbox(m, thread_store(m), v);
 	struct writer *w = calloc(1, sizeof(*w));
 	if (w == NULL) {
 		fuse_reply_err(req, ENOMEM);
@@ -814,6 +816,24 @@ obx_flush(struct mfs *m, fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	struct writer *w = writer_by_fh(m, fi->fh);
 	if (w == NULL)
 		return false;
+	if (closewatch_has_outbox(m, w->acc) || m->cw == NULL) {
+		/* Maybe not the last close: the last one raises the event that queues it, or
+		 * without inotify, RELEASE comes (OPEN is answered then: fs/read.c). */
+		writer_put(m, w);
+		fuse_reply_err(req, 0);
+		return true;
+	}
+	pthread_mutex_lock(&w->mu);
+	bool empty = w->size == 0 && !w->done;
+	pthread_mutex_unlock(&w->mu);
+	if (empty) {
+		/* Nothing to queue yet (an empty file is no message): a shell's redirection
+		 * closes one descriptor before it writes through another. The file waits for
+		 * its writes, a RELEASE, an rm, or the restart that finds it (outbox_recover). */
+		writer_put(m, w);
+		fuse_reply_err(req, 0);
+		return true;
+	}
 	int r = 0;
 	if (!w->scratch) {
 		pthread_mutex_lock(&w->mu);

@@ -5,6 +5,7 @@
 #include "fs/fs-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,17 @@ void
 mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	(void)fi;
-	/* From now on the kernel sends no RELEASE, not even for created files (fs/outbox.c). */
 	struct mfs *m = fuse_req_userdata(req);
+	if (!m->readonly && m->cw == NULL) {
+		/* Closes cannot be seen through inotify (fs/closewatch.c): RELEASE is then the
+		 * only sure sign of a file's last close, and it comes only while OPEN is
+		 * answered. The cost is two round trips per file opened. */
+		fi->fh = 0;
+		fi->keep_cache = 1;
+		fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY;
+		return (void)fuse_reply_open(req, fi);
+	}
+	/* From now on the kernel sends no RELEASE, not even for created files (fs/outbox.c). */
 	m->open_refused = true;
 	fuse_reply_err(req, ENOSYS);
 }

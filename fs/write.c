@@ -364,6 +364,15 @@ mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, ENOSYS);
 	if (obx_flush(m, req, ino, fi))
 		return;
+	/* Maybe not the last close (see fs/closewatch.c): in a watched folder the last one
+	 * raises the event that commits; without inotify, RELEASE comes (fs/read.c). */
+	int64_t id;
+	struct store *s = thread_store(m);
+	struct store_msg msg;
+	if (m->cw == NULL ||
+	    (s != NULL && store_ino_kind(ino, &id) == 2 && store_msg_get(s, id, &msg) == 0 &&
+	     closewatch_has_folder(m, msg.folder_id)))
+		return (void)fuse_reply_err(req, 0);
 	commit_reply(m, req, ino, false);
 }
 
@@ -386,14 +395,11 @@ mfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	int64_t id;
 	if (!m->readonly && store_ino_kind(ino, &id) == 2) {
+		/* As a close seen through inotify: committed, or a note says why not. */
 		struct store *s = thread_store(m);
-		bool committed = false;
 		if (s != NULL)
-			(void)commit_if_dirty(m, s, id, false, &committed);
-		fuse_reply_err(req, 0);
-		if (committed)
-			tell_committed(m, id);
-		return;
+			write_closed(m, s, id);
+		return (void)fuse_reply_err(req, 0);
 	}
 	fuse_reply_err(req, 0);
 }

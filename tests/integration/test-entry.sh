@@ -91,8 +91,10 @@ fi
 unmount
 config "$work/c-warm" "imaps://localhost:$rimap" "smtps://localhost:$rsmtp" "poll = 5s"
 if mount_start "$work/c-warm"; then
-	printf 'From: alice@example.test\nTo: bob@example.test\nSubject: reset %s\n\nhello\n' "$$" \
-		>"$mnt/alice/outbox/reset.eml"
+	if ! printf 'From: alice@example.test\nTo: bob@example.test\nSubject: reset %s\n\nhello\n' "$$" \
+		>"$mnt/alice/outbox/reset.eml"; then
+		bad "writing into the outbox failed"
+	fi
 	sleep 4 # the sync has tried the IMAP server, the sender the SMTP server
 	if kill -0 "$daemon" 2>/dev/null && mountpoint -q "$mnt" && status_is alice state offline &&
 		status_get alice last_error | grep -qiE 'reset|closed'; then

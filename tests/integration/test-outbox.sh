@@ -294,4 +294,45 @@ if grep -qF -e "$ALICE_PASS" -e "$plain64" -e "$pass64" "$work/daemon.log"; then
 else
 	ok "no password in the traces (plain or base64)"
 fi
+
+# --- 8. shell redirections: close(2) of one descriptor while another stays open ----------------
+# `printf ... >FILE` opens FILE, moves it to descriptor 1 and closes the first descriptor
+# before it writes: the kernel sends FLUSH for that close too. Right after the mount comes
+# up (FLUSH still on), and on a mount that sees every close through FLUSH (no inotify).
+redirect_sends() { # label
+	local idr=redir-$1-$tag@e2e.test idx=exec-$1-$tag@e2e.test idf=folder-$1-$tag@e2e.test
+	if msg "$outbox/redir-$1.eml" "$idr" 'bob@example.test' '' $'by redirection\n' &&
+		wait_count "$bob_inbox" "$idr" 1 20; then
+		ok "$1: printf >outbox/NAME.eml is delivered"
+	else
+		bad "$1: printf >outbox/NAME.eml: $(count_in "$bob_inbox" "$idr") delivered, outbox: $(ls "$outbox" | xargs), failed: $(ls "$outbox/failed" | xargs)"
+	fi
+	# shellcheck disable=SC2094
+	if exec 3>"$outbox/exec-$1.eml" && printf 'From: alice@example.test\nTo: bob@example.test\n' >&3 &&
+		printf 'Subject: exec %s\nMessage-ID: <%s>\n\nline one\n' "$1" "$idx" >&3 && exec 3>&- &&
+		wait_count "$bob_inbox" "$idx" 1 20; then
+		ok "$1: exec 3>outbox/NAME.eml, two writes, then close: delivered"
+	else
+		exec 3>&- || true
+		bad "$1: exec 3>: $(count_in "$bob_inbox" "$idx") delivered, failed: $(ls "$outbox/failed" | xargs)"
+	fi
+	if msg "$mnt/alice/INBOX/folder-$1.eml" "$idf" 'alice@example.test' '' $'into a folder\n' &&
+		wait_count "$alice_inbox" "$idf" 1 20; then
+		ok "$1: printf >INBOX/NAME.eml is appended"
+	else
+		bad "$1: printf >INBOX/NAME.eml: $(count_in "$alice_inbox" "$idf") on the server"
+	fi
+	sleep 1
+	local n
+	n=$(($(count_in "$bob_inbox" "$idr") + $(count_in "$bob_inbox" "$idx") + $(count_in "$alice_inbox" "$idf")))
+	[ "$n" = 3 ] && ok "$1: each once" || bad "$1: $n copies of 3 messages"
+}
+start
+redirect_sends early
+unmount
+MAILFS_NO_INOTIFY=1 start
+check "MAILFS_NO_INOTIFY: .status says closes are seen through FLUSH" grep -q '^closes *= flush' "$mnt/.status"
+cat "$mnt"/alice/INBOX/*.eml >/dev/null 2>&1 || true # OPEN refused from now: no RELEASE
+redirect_sends flush
+unmount
 finish "outbox e2e"
