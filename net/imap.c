@@ -1,11 +1,13 @@
 /* imap.c - IMAP client: session setup, authentication, tagged pipelined commands and
- * dispatch of untagged data (see imap.h).
+ * dispatch of untagged data (see imap.h). Mailbox commands (LIST, STATUS, SELECT) are in
+ * net/imap-mbox.c; what both share is in net/imap-int.h.
  *
  * It does not parse bytes itself (net/imap-parser.c does), does not touch sockets or TLS
  * (net/conn.c does), and keeps no mailbox data beyond what one command returns: FETCH
  * results go straight to the caller's handler, bodies in chunks.
  */
 #include "net/imap.h"
+#include "net/imap-int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,84 +24,22 @@
 #include "net/log.h"
 #include "net/sasl.h"
 
-#define MAX_MAILBOXES 100000
 #define MAX_SEARCH_UIDS 50000000u
-#define RESULT_RING 256
 
-/* Session states, changed only in set_state() so traces read like the protocol. */
-enum imap_state {
-	ST_GREETING,
-	ST_NOT_AUTHENTICATED,
-	ST_AUTHENTICATED,
-	ST_SELECTED,
-	ST_LOGOUT,
-};
 static const char *const state_names[] = { "greeting", "not-authenticated", "authenticated",
 					   "selected", "logout" };
 
-struct cmd_slot {
-	unsigned id; /* 0: free */
-	bool done;
-	enum imap_err result;
-};
 
-struct list_collect {
-	struct imap_mbox *items;
-	size_t n, size;
-	bool overflow;
-};
-
-struct search_collect {
-	uint32_t *uids;
-	size_t n, size;
-	bool overflow;
-	bool bad;
-};
-
-struct imap {
-	struct conn *conn;
-	struct imap_parser *parser;
-	char host[256];
-	uint16_t port;
-	char trace[64];
-	enum imap_state state;
-	unsigned max_inflight;
-	unsigned next_id;
-	struct cmd_slot *slots; /* max_inflight of them */
-	unsigned inflight;
-	enum imap_err results[RESULT_RING]; /* of retired commands, by id % RESULT_RING */
-	struct buf caps;    /* " CAP1 CAP2 " upper-cased */
-	struct buf enabled; /* " EXT1 EXT2 " */
-	char errmsg[600];
-	bool bye;
-
-	const struct imap_fetch_handler *fh; /* borrowed */
-	void *fctx;
-	bool aborted;
-
-	/* Collectors for the command in progress (at most one of each kind at a time). */
-	struct list_collect *list;
-	struct imap_status_info *status;
-	struct imap_select_info *sel;
-	struct search_collect *search;
-	uint32_t appenduid; /* from the last [APPENDUID v uid] code (RFC 4315) */
-	uint32_t copyuid;   /* from the last [COPYUID v src dst] code, one message only */
-	uint32_t *cu_src, *cu_dst; /* the whole last COPYUID: cu_n source -> destination UIDs */
-	size_t cu_n;
-	unsigned events; /* EXISTS, EXPUNGE, FETCH, VANISHED seen since imap_events() reset */
-	unsigned idle_id; /* the IDLE command in progress, 0 if none */
-};
-
-static void
-set_state(struct imap *c, enum imap_state s)
+void
+imap_set_state(struct imap *c, enum imap_state s)
 {
 	if (c->state != s && log_trace_enabled())
 		log_debug("%s: state %s -> %s", c->trace, state_names[c->state], state_names[s]);
 	c->state = s;
 }
 
-static enum imap_err __attribute__((format(printf, 3, 4)))
-fail(struct imap *c, enum imap_err e, const char *fmt, ...)
+enum imap_err
+imap_fail(struct imap *c, enum imap_err e, const char *fmt, ...)
 {
 	char msg[500];
 	va_list ap;
@@ -288,128 +228,7 @@ imap_enabled(const struct imap *c, const char *ext)
 	return word_in(&c->enabled, ext);
 }
 
-/* ---- untagged data ---------------------------------------------------------------- */
-
-static unsigned
-mbox_flag(const char *attr)
-{
-	static const struct {
-		const char *name;
-		unsigned flag;
-	} map[] = {
-		{ "\\Noselect", IMAP_MBOX_NOSELECT },	   { "\\NonExistent", IMAP_MBOX_NOSELECT },
-		{ "\\HasChildren", IMAP_MBOX_HASCHILDREN }, { "\\HasNoChildren", IMAP_MBOX_HASNOCHILDREN },
-		{ "\\Sent", IMAP_MBOX_SENT },		   { "\\Drafts", IMAP_MBOX_DRAFTS },
-		{ "\\Trash", IMAP_MBOX_TRASH },		   { "\\Junk", IMAP_MBOX_JUNK },
-		{ "\\Archive", IMAP_MBOX_ARCHIVE },	   { "\\All", IMAP_MBOX_ALL },
-		{ "\\Flagged", IMAP_MBOX_FLAGGED },
-	};
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcasecmp(attr, map[i].name) == 0)
-			return map[i].flag;
-	return 0;
-}
-
-/* mailbox-list = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox */
-static enum imap_err
-handle_list(struct imap *c, const struct imap_response *r)
-{
-	struct list_collect *lc = c->list;
-	if (lc == NULL)
-		return IMAP_OK; /* unsolicited: ignore */
-	if (r->nargs < 3 || r->args[0].type != IMAP_ARG_LIST ||
-	    (r->args[1].type != IMAP_ARG_NIL && r->args[1].type != IMAP_ARG_STRING) ||
-	    !imap_arg_is_string(&r->args[2]))
-		return fail(c, IMAP_ERR_PROTOCOL, "malformed LIST response");
-	if (lc->overflow)
-		return IMAP_OK;
-	if (lc->n >= MAX_MAILBOXES) {
-		lc->overflow = true;
-		log_warn("%s: more than %d mailboxes; ignoring the rest", c->trace, MAX_MAILBOXES);
-		return IMAP_OK;
-	}
-	if (lc->n == lc->size) {
-		size_t size = lc->size ? lc->size * 2 : 32;
-		struct imap_mbox *p = realloc(lc->items, size * sizeof(*p));
-		if (p == NULL)
-			return fail(c, IMAP_ERR_PROTOCOL, "out of memory");
-		lc->items = p;
-		lc->size = size;
-	}
-	const struct imap_arg *delim = &r->args[1];
-	if (delim->type == IMAP_ARG_STRING && delim->len != 1)
-		return fail(c, IMAP_ERR_PROTOCOL, "malformed LIST delimiter");
-	struct imap_mbox *m = &lc->items[lc->n];
-	memset(m, 0, sizeof(*m));
-	m->delim = delim->type == IMAP_ARG_STRING ? delim->str[0] : '\0';
-	const struct imap_arg *fl = &r->args[0];
-	for (size_t i = 0; i < fl->len; i++)
-		if (fl->list[i].type == IMAP_ARG_ATOM)
-			m->flags |= mbox_flag(fl->list[i].str);
-	const char *raw = imap_arg_str(&r->args[2]);
-	if (strlen(raw) != r->args[2].len)
-		return fail(c, IMAP_ERR_PROTOCOL, "mailbox name holds NUL");
-	m->raw = strdup(raw);
-	if (strcasecmp(raw, "INBOX") == 0)
-		m->name = strdup("INBOX");
-	else
-		m->name = imap_utf7_decode(raw);
-	if (m->name == NULL && m->raw != NULL) {
-		/* Not valid modified UTF-7 (some servers send raw UTF-8): keep the raw bytes;
-		 * the layer that makes file names escapes what cannot stand in one. */
-		m->flags |= IMAP_MBOX_BAD_NAME;
-		m->name = strdup(raw);
-	}
-	if (m->raw == NULL || m->name == NULL) {
-		free(m->raw);
-		free(m->name);
-		return fail(c, IMAP_ERR_PROTOCOL, "out of memory");
-	}
-	lc->n++;
-	return IMAP_OK;
-}
-
-/* status-att-list = status-att-val *(SP status-att-val) */
-static enum imap_err
-handle_status(struct imap *c, const struct imap_response *r)
-{
-	struct imap_status_info *st = c->status;
-	if (st == NULL && c->list != NULL && r->nargs >= 1 && imap_arg_is_string(&r->args[0])) {
-		/* LIST-STATUS: it follows its mailbox's LIST line (RFC 5819), usually at once. */
-		struct list_collect *lc = c->list;
-		const char *name = r->args[0].str;
-		for (size_t i = lc->n; i > 0 && st == NULL; i--) {
-			struct imap_mbox *m = &lc->items[i - 1];
-			if (strcmp(m->raw, name) == 0) {
-				memset(&m->status, 0, sizeof(m->status));
-				m->has_status = true;
-				st = &m->status;
-			}
-		}
-	}
-	if (st == NULL)
-		return IMAP_OK;
-	if (r->nargs < 2 || r->args[1].type != IMAP_ARG_LIST || r->args[1].len % 2 != 0)
-		return fail(c, IMAP_ERR_PROTOCOL, "malformed STATUS response");
-	const struct imap_arg *l = r->args[1].list;
-	for (size_t i = 0; i + 1 < r->args[1].len; i += 2) {
-		uint64_t v;
-		if (imap_arg_u64(&l[i + 1], &v) < 0)
-			return fail(c, IMAP_ERR_PROTOCOL, "malformed STATUS value");
-		uint32_t v32 = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
-		if (imap_arg_atom_is(&l[i], "MESSAGES"))
-			st->messages = v32;
-		else if (imap_arg_atom_is(&l[i], "UIDNEXT"))
-			st->uidnext = v32;
-		else if (imap_arg_atom_is(&l[i], "UIDVALIDITY"))
-			st->uidvalidity = v32;
-		else if (imap_arg_atom_is(&l[i], "UNSEEN"))
-			st->unseen = v32;
-		else if (imap_arg_atom_is(&l[i], "HIGHESTMODSEQ"))
-			st->highestmodseq = v;
-	}
-	return IMAP_OK;
-}
+/* ---- untagged data (LIST and STATUS: net/imap-mbox.c) ------------------------------ */
 
 static int
 search_add(struct search_collect *sc, uint32_t uid)
@@ -492,7 +311,7 @@ handle_search(struct imap *c, const struct imap_response *r, bool esearch)
 				continue;
 			if (imap_arg_u32(&r->args[i], &u) < 0 || u == 0) {
 				sc->bad = true;
-				return fail(c, IMAP_ERR_PROTOCOL, "malformed SEARCH response");
+				return imap_fail(c, IMAP_ERR_PROTOCOL, "malformed SEARCH response");
 			}
 			if (search_add(sc, u) < 0)
 				return IMAP_OK;
@@ -507,7 +326,7 @@ handle_search(struct imap *c, const struct imap_response *r, bool esearch)
 		    r->args[i + 1].type == IMAP_ARG_ATOM) {
 			if (search_add_set(sc, r->args[i + 1].str) < 0 && !sc->overflow) {
 				sc->bad = true;
-				return fail(c, IMAP_ERR_PROTOCOL, "malformed ESEARCH ALL");
+				return imap_fail(c, IMAP_ERR_PROTOCOL, "malformed ESEARCH ALL");
 			}
 			i++;
 		} else if (i + 1 < r->nargs) {
@@ -597,7 +416,7 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 		if (r->status == IMAP_STATUS_BYE) {
 			c->bye = true;
 			if (c->state != ST_LOGOUT)
-				return fail(c, IMAP_ERR_BYE, "server closed the session: %s",
+				return imap_fail(c, IMAP_ERR_BYE, "server closed the session: %s",
 					    r->text ? r->text : "");
 		}
 		return IMAP_OK;
@@ -609,11 +428,11 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 	if (strcmp(name, "FETCH") == 0) {
 		if (!r->has_number || r->nargs != 1 || r->args[0].type != IMAP_ARG_LIST ||
 		    r->args[0].len % 2 != 0)
-			return fail(c, IMAP_ERR_PROTOCOL, "malformed FETCH response");
+			return imap_fail(c, IMAP_ERR_PROTOCOL, "malformed FETCH response");
 		if (c->fh != NULL && c->fh->fetch != NULL &&
 		    c->fh->fetch(c->fctx, r->number, r->args[0].list, r->args[0].len) != 0) {
 			c->aborted = true;
-			return fail(c, IMAP_ERR_ABORTED, "aborted while receiving FETCH data");
+			return imap_fail(c, IMAP_ERR_ABORTED, "aborted while receiving FETCH data");
 		}
 		return IMAP_OK;
 	}
@@ -621,11 +440,11 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 		bool earlier;
 		const char *set;
 		if (imap_vanished(r, &earlier, &set) < 0)
-			return fail(c, IMAP_ERR_PROTOCOL, "malformed VANISHED response");
+			return imap_fail(c, IMAP_ERR_PROTOCOL, "malformed VANISHED response");
 		if (c->fh != NULL && c->fh->vanished != NULL &&
 		    c->fh->vanished(c->fctx, earlier, set) != 0) {
 			c->aborted = true;
-			return fail(c, IMAP_ERR_ABORTED, "aborted while receiving VANISHED");
+			return imap_fail(c, IMAP_ERR_ABORTED, "aborted while receiving VANISHED");
 		}
 		return IMAP_OK;
 	}
@@ -640,9 +459,9 @@ handle_untagged(struct imap *c, const struct imap_response *r)
 				buf_append(&c->enabled, " ", 1);
 			}
 	} else if (strcmp(name, "LIST") == 0) {
-		return handle_list(c, r);
+		return imap_handle_list(c, r);
 	} else if (strcmp(name, "STATUS") == 0) {
-		return handle_status(c, r);
+		return imap_handle_status(c, r);
 	} else if (strcmp(name, "SEARCH") == 0) {
 		return handle_search(c, r, false);
 	} else if (strcmp(name, "ESEARCH") == 0) {
@@ -675,8 +494,8 @@ read_response(struct imap *c, const struct imap_response **r)
 		}
 		if (pr == IMAP_PARSE_ERROR) {
 			if (c->aborted)
-				return fail(c, IMAP_ERR_ABORTED, "aborted while receiving a body");
-			return fail(c, IMAP_ERR_PROTOCOL, "bad response: %s",
+				return imap_fail(c, IMAP_ERR_ABORTED, "aborted while receiving a body");
+			return imap_fail(c, IMAP_ERR_PROTOCOL, "bad response: %s",
 				    imap_parser_error(c->parser));
 		}
 	}
@@ -699,7 +518,7 @@ handle_tagged(struct imap *c, const struct imap_response *r)
 	unsigned long id = r->tag[0] == 'A' ? strtoul(r->tag + 1, &end, 10) : 0;
 	struct cmd_slot *s = id ? find_slot(c, (unsigned)id) : NULL;
 	if (s == NULL || s->done || *end != '\0')
-		return fail(c, IMAP_ERR_PROTOCOL, "response with unknown tag %s", r->tag);
+		return imap_fail(c, IMAP_ERR_PROTOCOL, "response with unknown tag %s", r->tag);
 	s->done = true;
 	switch (r->status) {
 	case IMAP_STATUS_OK:
@@ -713,7 +532,7 @@ handle_tagged(struct imap *c, const struct imap_response *r)
 			 r->code ? r->code : "", r->code ? "] " : "", r->text ? r->text : "");
 		break;
 	default:
-		return fail(c, IMAP_ERR_PROTOCOL, "tagged %s response",
+		return imap_fail(c, IMAP_ERR_PROTOCOL, "tagged %s response",
 			    r->status == IMAP_STATUS_BYE ? "BYE" : "PREAUTH");
 	}
 	return IMAP_OK;
@@ -735,7 +554,7 @@ dispatch_one(struct imap *c, bool *cont_r)
 		return handle_untagged(c, r);
 	case IMAP_RESP_CONTINUE:
 		if (cont_r == NULL)
-			return fail(c, IMAP_ERR_PROTOCOL, "unexpected continuation request");
+			return imap_fail(c, IMAP_ERR_PROTOCOL, "unexpected continuation request");
 		*cont_r = true;
 		return IMAP_OK;
 	}
@@ -808,7 +627,7 @@ imap_send(struct imap *c, unsigned *id_r, const char *fmt, ...)
 	int n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(small) - 2)
-		return fail(c, IMAP_ERR_BAD, "command too long");
+		return imap_fail(c, IMAP_ERR_BAD, "command too long");
 	memcpy(small + n, "\r\n", 3);
 	enum imap_err e = start_cmd(c, id_r, small, NULL);
 	/* Pipelining: the write buffer goes out when full, when we wait, or at a read. */
@@ -855,8 +674,8 @@ imap_inflight(const struct imap *c)
 }
 
 /* Send one command and wait for it. */
-static enum imap_err __attribute__((format(printf, 2, 3)))
-simple(struct imap *c, const char *fmt, ...)
+enum imap_err
+imap_simple(struct imap *c, const char *fmt, ...)
 {
 	char line[1100];
 	va_list ap;
@@ -864,7 +683,7 @@ simple(struct imap *c, const char *fmt, ...)
 	int n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
-		return fail(c, IMAP_ERR_BAD, "command too long");
+		return imap_fail(c, IMAP_ERR_BAD, "command too long");
 	memcpy(line + n, "\r\n", 3);
 	unsigned id;
 	enum imap_err e = start_cmd(c, &id, line, NULL);
@@ -881,12 +700,12 @@ read_greeting(struct imap *c, bool *preauth_r)
 	if (e != IMAP_OK)
 		return e;
 	if (r->kind != IMAP_RESP_UNTAGGED || r->status == IMAP_STATUS_NONE)
-		return fail(c, IMAP_ERR_PROTOCOL, "not an IMAP server greeting");
+		return imap_fail(c, IMAP_ERR_PROTOCOL, "not an IMAP server greeting");
 	if (r->status == IMAP_STATUS_BYE)
-		return fail(c, IMAP_ERR_BYE, "server refused the connection: %s",
+		return imap_fail(c, IMAP_ERR_BYE, "server refused the connection: %s",
 			    r->text ? r->text : "");
 	if (r->status != IMAP_STATUS_OK && r->status != IMAP_STATUS_PREAUTH)
-		return fail(c, IMAP_ERR_PROTOCOL, "not an IMAP server greeting");
+		return imap_fail(c, IMAP_ERR_PROTOCOL, "not an IMAP server greeting");
 	handle_code(c, r);
 	*preauth_r = r->status == IMAP_STATUS_PREAUTH;
 	return IMAP_OK;
@@ -896,9 +715,9 @@ static enum imap_err
 refresh_caps(struct imap *c)
 {
 	buf_reset(&c->caps);
-	enum imap_err e = simple(c, "CAPABILITY");
+	enum imap_err e = imap_simple(c, "CAPABILITY");
 	if (e == IMAP_OK && !imap_has_cap(c, "IMAP4rev1") && !imap_has_cap(c, "IMAP4rev2"))
-		return fail(c, IMAP_ERR_PROTOCOL, "server is not IMAP4rev1");
+		return imap_fail(c, IMAP_ERR_PROTOCOL, "server is not IMAP4rev1");
 	return e;
 }
 
@@ -934,28 +753,28 @@ imap_connect(const struct imap_opts *opts, struct imap **imap_r, char *err, size
 	};
 	if (conn_open(&co, &c->conn, c->errmsg, sizeof(c->errmsg)) != CONN_OK)
 		goto fail;
-	set_state(c, ST_GREETING);
+	imap_set_state(c, ST_GREETING);
 	bool preauth = false;
 	e = read_greeting(c, &preauth);
 	if (e != IMAP_OK)
 		goto fail;
 	bool tls_needed = !opts->implicit_tls && !opts->plaintext;
 	if (preauth && tls_needed) {
-		e = fail(c, IMAP_ERR_NOTLS,
+		e = imap_fail(c, IMAP_ERR_NOTLS,
 			 "server greeted with PREAUTH before TLS; refusing a plaintext session");
 		goto fail;
 	}
-	set_state(c, preauth ? ST_AUTHENTICATED : ST_NOT_AUTHENTICATED);
+	imap_set_state(c, preauth ? ST_AUTHENTICATED : ST_NOT_AUTHENTICATED);
 	if (c->caps.len == 0 && (e = refresh_caps(c)) != IMAP_OK)
 		goto fail;
 	if (tls_needed) {
 		if (!imap_has_cap(c, "STARTTLS")) {
-			e = fail(c, IMAP_ERR_NOTLS,
+			e = imap_fail(c, IMAP_ERR_NOTLS,
 				 "server does not offer STARTTLS; refusing to log in in plaintext "
 				 "(use imaps://, or tls = off to allow plaintext)");
 			goto fail;
 		}
-		e = simple(c, "STARTTLS");
+		e = imap_simple(c, "STARTTLS");
 		if (e != IMAP_OK)
 			goto fail;
 		if (conn_starttls(c->conn) != CONN_OK) {
@@ -991,8 +810,8 @@ imap_close(struct imap **cp)
 		conn_set_timeout(c->conn, 2000);
 		/* Drain what is in flight quickly, then say goodbye. */
 		if (imap_wait_all(c) != IMAP_ERR_CONN) {
-			set_state(c, ST_LOGOUT);
-			(void)simple(c, "LOGOUT");
+			imap_set_state(c, ST_LOGOUT);
+			(void)imap_simple(c, "LOGOUT");
 		}
 	}
 	conn_close(&c->conn);
@@ -1023,7 +842,7 @@ await_continuation(struct imap *c, unsigned id)
 		enum imap_err r = s->result;
 		retire(c, s);
 		if (r == IMAP_OK)
-			return fail(c, IMAP_ERR_PROTOCOL,
+			return imap_fail(c, IMAP_ERR_PROTOCOL,
 				    "command completed without the continuation it needs");
 		return r;
 	}
@@ -1068,7 +887,7 @@ login_auth_plain(struct imap *c, const char *user, const char *password)
 {
 	char *ir = sasl_plain(user, password);
 	if (ir == NULL)
-		return fail(c, IMAP_ERR_AUTH, "user name or password too long");
+		return imap_fail(c, IMAP_ERR_AUTH, "user name or password too long");
 	unsigned id;
 	enum imap_err e;
 	if (imap_has_cap(c, "SASL-IR")) {
@@ -1077,7 +896,7 @@ login_auth_plain(struct imap *c, const char *user, const char *password)
 		if (buf_printf(&line, "AUTHENTICATE PLAIN %s\r\n", ir) < 0) {
 			buf_free(&line);
 			sasl_free_secret(&ir);
-			return fail(c, IMAP_ERR_AUTH, "user name or password too long");
+			return imap_fail(c, IMAP_ERR_AUTH, "user name or password too long");
 		}
 		e = start_cmd(c, &id, line.data, "AUTHENTICATE PLAIN <redacted>");
 		tls_cleanse(line.data, line.len);
@@ -1103,17 +922,17 @@ static enum imap_err
 login_plain_login(struct imap *c, const char *user, const char *password)
 {
 	if (imap_has_cap(c, "LOGINDISABLED"))
-		return fail(c, IMAP_ERR_AUTH, "server disabled LOGIN and offers no AUTH=PLAIN");
+		return imap_fail(c, IMAP_ERR_AUTH, "server disabled LOGIN and offers no AUTH=PLAIN");
 	char quser[1024];
 	if (!quotable(user) || imap_quote(user, quser, sizeof(quser)) == NULL)
-		return fail(c, IMAP_ERR_AUTH, "user name cannot be sent with LOGIN");
+		return imap_fail(c, IMAP_ERR_AUTH, "user name cannot be sent with LOGIN");
 	unsigned id;
 	enum imap_err e;
 	if (quotable(password)) {
 		char qpw[2048];
 		char line[3200];
 		if (imap_quote(password, qpw, sizeof(qpw)) == NULL)
-			return fail(c, IMAP_ERR_AUTH, "password too long");
+			return imap_fail(c, IMAP_ERR_AUTH, "password too long");
 		snprintf(line, sizeof(line), "LOGIN %s %s\r\n", quser, qpw);
 		e = start_cmd(c, &id, line, "LOGIN <redacted>");
 		tls_cleanse(qpw, sizeof(qpw));
@@ -1151,7 +970,7 @@ imap_login(struct imap *c, const char *user, const char *password)
 	}
 	if (e != IMAP_OK)
 		return e;
-	set_state(c, ST_AUTHENTICATED);
+	imap_set_state(c, ST_AUTHENTICATED);
 	/* Servers may change capabilities after login; ask unless the OK carried them. */
 	if (!imap_has_cap(c, "IMAP4rev1") || imap_has_cap(c, "AUTH=PLAIN") ||
 	    imap_has_cap(c, "STARTTLS") || imap_has_cap(c, "LOGINDISABLED"))
@@ -1164,133 +983,16 @@ imap_enable(struct imap *c, const char *exts)
 {
 	if (!imap_has_cap(c, "ENABLE"))
 		return IMAP_OK;
-	return simple(c, "ENABLE %s", exts);
-}
-
-enum imap_err
-imap_list(struct imap *c, struct imap_mbox **list_r, size_t *n_r)
-{
-	struct list_collect lc = { 0 };
-	c->list = &lc;
-	enum imap_err e;
-	bool ext = imap_has_cap(c, "LIST-EXTENDED");
-	bool su = ext && imap_has_cap(c, "SPECIAL-USE");
-	bool ls = ext && imap_has_cap(c, "LIST-STATUS");
-	if (su || ls)
-		e = simple(c, "LIST \"\" \"*\" RETURN (%s%s%s%s)", su ? "SPECIAL-USE" : "",
-			   su && ls ? " " : "", ls ? "STATUS (MESSAGES UIDNEXT UIDVALIDITY" : "",
-			   !ls ? "" : imap_has_cap(c, "CONDSTORE") ? " HIGHESTMODSEQ)" : ")");
-	else
-		e = simple(c, "LIST \"\" \"*\"");
-	c->list = NULL;
-	if (e != IMAP_OK) {
-		imap_mbox_list_free(&lc.items, lc.n);
-		return e;
-	}
-	*list_r = lc.items;
-	*n_r = lc.n;
-	return IMAP_OK;
-}
-
-void
-imap_mbox_list_free(struct imap_mbox **list, size_t n)
-{
-	if (*list == NULL)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		free((*list)[i].raw);
-		free((*list)[i].name);
-	}
-	free(*list);
-	*list = NULL;
-}
-
-char *
-imap_mbox_path(const struct imap_mbox *mb, char *out, size_t outlen)
-{
-	if (outlen == 0)
-		return out;
-	snprintf(out, outlen, "%s", mb->name);
-	if (mb->delim != '\0' && mb->delim != '/')
-		for (char *p = out; *p; p++)
-			if (*p == mb->delim)
-				*p = '/';
-	return out;
+	return imap_simple(c, "ENABLE %s", exts);
 }
 
 /* A mailbox name as an IMAP astring: quoted (names are 7-bit modified UTF-7). */
-static enum imap_err
-quote_mailbox(struct imap *c, const char *raw, char *out, size_t outlen)
+enum imap_err
+imap_quote_mailbox(struct imap *c, const char *raw, char *out, size_t outlen)
 {
 	if (!quotable(raw) || imap_quote(raw, out, outlen) == NULL)
-		return fail(c, IMAP_ERR_BAD, "mailbox name cannot be quoted");
+		return imap_fail(c, IMAP_ERR_BAD, "mailbox name cannot be quoted");
 	return IMAP_OK;
-}
-
-enum imap_err
-imap_status(struct imap *c, const char *raw, struct imap_status_info *r)
-{
-	char q[1024];
-	enum imap_err e = quote_mailbox(c, raw, q, sizeof(q));
-	if (e != IMAP_OK)
-		return e;
-	memset(r, 0, sizeof(*r));
-	c->status = r;
-	e = simple(c, "STATUS %s (MESSAGES UIDNEXT UIDVALIDITY UNSEEN%s)", q,
-		   imap_has_cap(c, "CONDSTORE") ? " HIGHESTMODSEQ" : "");
-	c->status = NULL;
-	return e;
-}
-
-enum imap_err
-imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_info *r)
-{
-	char q[1024];
-	enum imap_err e = quote_mailbox(c, raw, q, sizeof(q));
-	if (e != IMAP_OK)
-		return e;
-	memset(r, 0, sizeof(*r));
-	r->readonly = readonly;
-	c->sel = r;
-	bool condstore = imap_has_cap(c, "CONDSTORE") && !imap_enabled(c, "CONDSTORE") &&
-			 !imap_enabled(c, "QRESYNC");
-	e = simple(c, "%s %s%s", readonly ? "EXAMINE" : "SELECT", q,
-		   condstore ? " (CONDSTORE)" : "");
-	c->sel = NULL;
-	if (e == IMAP_OK)
-		set_state(c, ST_SELECTED);
-	return e;
-}
-
-enum imap_err
-imap_select_qresync(struct imap *c, const char *raw, bool readonly, uint32_t uidvalidity,
-		    uint64_t modseq, const char *known_uids, struct imap_select_info *r)
-{
-	char q[1024];
-	enum imap_err e = quote_mailbox(c, raw, q, sizeof(q));
-	if (e != IMAP_OK)
-		return e;
-	if (uidvalidity == 0 || modseq == 0 || !imap_enabled(c, "QRESYNC"))
-		return imap_select(c, raw, readonly, r);
-	if (known_uids != NULL) {
-		const char *p = known_uids;
-		uint32_t lo, hi;
-		int k;
-		while ((k = imap_uidset_next(&p, &lo, &hi)) == 1)
-			;
-		if (k < 0 || p == known_uids)
-			return fail(c, IMAP_ERR_BAD, "known UIDs are not a uid-set");
-	}
-	memset(r, 0, sizeof(*r));
-	r->readonly = readonly;
-	c->sel = r;
-	e = simple(c, "%s %s (QRESYNC (%u %llu%s%s))", readonly ? "EXAMINE" : "SELECT", q,
-		   uidvalidity, (unsigned long long)modseq, known_uids ? " " : "",
-		   known_uids ? known_uids : "");
-	c->sel = NULL;
-	if (e == IMAP_OK)
-		set_state(c, ST_SELECTED);
-	return e;
 }
 
 enum imap_err
@@ -1300,12 +1002,12 @@ imap_uid_search(struct imap *c, const char *criteria, uint32_t **uids_r, size_t 
 	c->search = &sc;
 	enum imap_err e;
 	if (imap_has_cap(c, "ESEARCH"))
-		e = simple(c, "UID SEARCH RETURN (ALL) %s", criteria);
+		e = imap_simple(c, "UID SEARCH RETURN (ALL) %s", criteria);
 	else
-		e = simple(c, "UID SEARCH %s", criteria);
+		e = imap_simple(c, "UID SEARCH %s", criteria);
 	c->search = NULL;
 	if (e == IMAP_OK && sc.overflow)
-		e = fail(c, IMAP_ERR_PROTOCOL, "search result too large");
+		e = imap_fail(c, IMAP_ERR_PROTOCOL, "search result too large");
 	if (e != IMAP_OK) {
 		free(sc.uids);
 		return e;
@@ -1329,7 +1031,7 @@ imap_append_at(struct imap *c, const char *raw, const char *flags, int64_t date,
 	       imap_reader rd, void *ctx, uint32_t *uid_r)
 {
 	char qname[1024];
-	enum imap_err e = quote_mailbox(c, raw, qname, sizeof(qname));
+	enum imap_err e = imap_quote_mailbox(c, raw, qname, sizeof(qname));
 	if (e != IMAP_OK)
 		return e;
 	/* LITERAL+ (RFC 7888): no round trip for the "+"; LITERAL- allows it up to 4096 bytes. */
@@ -1352,7 +1054,7 @@ imap_append_at(struct imap *c, const char *raw, const char *flags, int64_t date,
 			 flags && *flags ? " (" : "", flags && *flags ? flags : "",
 			 flags && *flags ? ")" : "", when, size, nonsync ? "+" : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
-		return fail(c, IMAP_ERR_BAD, "command too long");
+		return imap_fail(c, IMAP_ERR_BAD, "command too long");
 	unsigned id;
 	c->appenduid = 0;
 	e = start_cmd(c, &id, line, NULL);
@@ -1370,7 +1072,7 @@ imap_append_at(struct imap *c, const char *raw, const char *flags, int64_t date,
 			conn_fail(c->conn, CONN_ERR_PROTOCOL, "message source ended %" PRIu64
 				  " bytes early", left);
 			c->aborted = true;
-			return fail(c, IMAP_ERR_ABORTED, "%s:%u: APPEND: message source failed",
+			return imap_fail(c, IMAP_ERR_ABORTED, "%s:%u: APPEND: message source failed",
 				    c->host, c->port);
 		}
 		if (conn_write(c->conn, chunk, (size_t)got) != CONN_OK)
@@ -1410,7 +1112,7 @@ imap_copyuid_of(struct imap *c, uint32_t src)
 enum imap_err
 imap_noop(struct imap *c)
 {
-	return simple(c, "NOOP");
+	return imap_simple(c, "NOOP");
 }
 
 unsigned
@@ -1428,7 +1130,7 @@ enum imap_err
 imap_idle_begin(struct imap *c)
 {
 	if (c->idle_id != 0 || c->inflight != 0)
-		return fail(c, IMAP_ERR_BAD, "IDLE needs a client with no command in progress");
+		return imap_fail(c, IMAP_ERR_BAD, "IDLE needs a client with no command in progress");
 	unsigned id;
 	enum imap_err e = start_cmd(c, &id, "IDLE\r\n", NULL);
 	if (e == IMAP_OK)
@@ -1448,7 +1150,7 @@ enum imap_err
 imap_idle_wait(struct imap *c, int timeout_ms)
 {
 	if (c->idle_id == 0)
-		return fail(c, IMAP_ERR_BAD, "not in IDLE");
+		return imap_fail(c, IMAP_ERR_BAD, "not in IDLE");
 	if (!conn_has_buffered(c->conn)) {
 		int r = conn_wait_readable(c->conn, timeout_ms);
 		if (r < 0)
