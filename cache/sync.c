@@ -1084,8 +1084,8 @@ sync_main(void *arg)
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			backoff = 1; /* a pass that fails makes the next attempt wait longer */
 			pthread_mutex_lock(&s->mu);
-			s->st.last_pass_ms = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000 +
-							(t1.tv_nsec - t0.tv_nsec) / 1000000);
+			s->st.last_pass_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+							(t1.tv_nsec - t0.tv_nsec) / 1000);
 			s->st.passes++;
 			s->st.last_sync_time = sync_now_s();
 			bool first = !s->st.first_pass_done;

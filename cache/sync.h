@@ -49,7 +49,7 @@ struct sync_status {
 	uint64_t bodies_wanted; /* bodies the prefetch has still to get (last count) */
 	uint64_t ondemand_reads, ondemand_bytes; /* partial fetches for reads */
 	uint64_t passes;
-	uint64_t last_pass_ms;  /* how long the last complete pass took */
+	uint64_t last_pass_us;  /* how long the last complete pass took (microseconds) */
 	char last_error[512];   /* "" if none */
 	int64_t last_error_time;
 	int64_t last_sync_time;

@@ -117,7 +117,7 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   "ondemand_bytes   = %llu\n"
 			   "served_bytes     = %llu\n"
 			   "passes           = %llu\n"
-			   "last_pass_ms     = %llu\n"
+			   "last_pass_ms     = %.3f\n"
 			   "last_sync        = %s\n"
 			   "last_error       = %s%s%s%s\n",
 			   a->cfg->name, st.online ? "online" : "offline", st.phase,
@@ -128,7 +128,7 @@ build_status(struct mfs *m, struct store *s, struct buf *b)
 			   (unsigned long long)st.ondemand_reads,
 			   (unsigned long long)st.ondemand_bytes,
 			   (unsigned long long)a->served_bytes, (unsigned long long)st.passes,
-			   (unsigned long long)st.last_pass_ms, last,
+			   (double)st.last_pass_us / 1000.0, last,
 			   st.last_error[0] ? errt : "", st.last_error[0] ? " " : "",
 			   st.last_error[0] ? st.last_error : "none", "");
 		uint64_t pending = 0;

@@ -44,7 +44,7 @@ def main():
             modseq = int(m.group(1))
     command(b"a3", b"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % modseq)
     t1 = time.monotonic()
-    print("seconds %.3f" % (t1 - t0))
+    print("seconds %.4f" % (t1 - t0))
     s.sendall(b"a9 LOGOUT\r\n")
     s.close()
 

@@ -70,7 +70,7 @@ bench_sync_one() {
 	p=$(status_get passes)
 	for ((i = 1; i <= mb_runs; i++)); do
 		bs_wait_passes $((p + i)) 60 || die "no pass within 60 s"
-		pass+=("$(awk -v ms="$(status_get last_pass_ms)" 'BEGIN { printf "%.3f", ms / 1000 }')")
+		pass+=("$(awk -v ms="$(status_get last_pass_ms)" 'BEGIN { printf "%.4f", ms / 1000 }')")
 	done
 
 	# 4. A new message: delivered by another client, listed (INBOX is pushed by IDLE).
