@@ -214,8 +214,12 @@ imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_i
 	e = imap_simple(c, "%s %s%s", readonly ? "EXAMINE" : "SELECT", q,
 		   condstore ? " (CONDSTORE)" : "");
 	c->sel = NULL;
-	if (e == IMAP_OK)
+	if (e == IMAP_OK) {
 		imap_set_state(c, ST_SELECTED);
+		c->selected_ro = readonly;
+	} else if (e == IMAP_ERR_NO && c->state == ST_SELECTED) {
+		imap_set_state(c, ST_AUTHENTICATED); /* a failed SELECT deselects (RFC 3501 6.3.1) */
+	}
 	return e;
 }
 
@@ -245,7 +249,37 @@ imap_select_qresync(struct imap *c, const char *raw, bool readonly, uint32_t uid
 		   uidvalidity, (unsigned long long)modseq, known_uids ? " " : "",
 		   known_uids ? known_uids : "");
 	c->sel = NULL;
-	if (e == IMAP_OK)
+	if (e == IMAP_OK) {
 		imap_set_state(c, ST_SELECTED);
+		c->selected_ro = readonly;
+	} else if (e == IMAP_ERR_NO && c->state == ST_SELECTED) {
+		imap_set_state(c, ST_AUTHENTICATED); /* a failed SELECT deselects (RFC 3501 6.3.1) */
+	}
 	return e;
+}
+
+enum imap_err
+imap_unselect(struct imap *c)
+{
+	if (c->state != ST_SELECTED)
+		return IMAP_OK;
+	enum imap_err e;
+	if (imap_has_cap(c, "UNSELECT"))
+		e = imap_simple(c, "UNSELECT");
+	else if (c->selected_ro)
+		e = imap_simple(c, "CLOSE");
+	else
+		return IMAP_OK;
+	if (e == IMAP_OK || e == IMAP_ERR_NO || e == IMAP_ERR_BAD) {
+		/* Refused: the server thinks nothing is selected; either way, go on. */
+		imap_set_state(c, ST_AUTHENTICATED);
+		e = IMAP_OK;
+	}
+	return e;
+}
+
+bool
+imap_selected(const struct imap *c)
+{
+	return c->state == ST_SELECTED;
 }

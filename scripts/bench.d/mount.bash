@@ -18,7 +18,7 @@ declare -A MED=() ALL=() FIRST=()
 say() { printf 'bench [%4ds]: %s\n' "$SECONDS" "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf (a / b < 0.01 && a > 0) ? "%.4f" : "%.2f", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf (a / b < 0.01 && a > 0) ? "%.4f" : "%.2f", a / b; else print "n/a" }'; }
 # verdict VALUE LIMIT: "met" when VALUE <= LIMIT
 verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "n/a" && a + 0 <= b + 0) ? "met" : "**MISSED**" }'; }
 mbytes() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
