@@ -545,23 +545,10 @@ pop3_can_pipeline(const struct pop3 *c)
 	return c->pipelining;
 }
 
-void
-pop3_set_window(struct pop3 *c, unsigned max_cmds, uint64_t budget)
-{
-	if (c->pipelining)
-		pop3_pipe_limit(&c->pipe, max_cmds, budget);
-}
-
 bool
 pop3_window_room(const struct pop3 *c, uint64_t expect)
 {
 	return c->state == ST_TRANSACTION && pop3_pipe_room(&c->pipe, expect);
-}
-
-unsigned
-pop3_in_flight(const struct pop3 *c)
-{
-	return pop3_pipe_count(&c->pipe);
 }
 
 static enum pop3_err

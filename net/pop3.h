@@ -32,7 +32,7 @@
 #define POP3_CHUNK 16384
 #define POP3_UIDL_MAX 71   /* 70 characters + NUL (RFC 1939 §7) */
 #define POP3_TOP_MAX (256 * 1024) /* cap on a TOP n 0 header block */
-#define POP3_WINDOW_CMDS 32            /* default window with PIPELINING: commands ... */
+#define POP3_WINDOW_CMDS 32            /* the window with PIPELINING: commands in flight ... */
 #define POP3_WINDOW_BYTES (1024 * 1024) /* ... and bytes their replies are expected to carry */
 
 enum pop3_err {
@@ -95,15 +95,9 @@ enum pop3_err pop3_retr(struct pop3 *c, uint32_t msg,
 			uint64_t *total_r);
 /* Does the server pipeline (CAPA listed PIPELINING)? */
 bool pop3_can_pipeline(const struct pop3 *c);
-/* Window for pipelined TOP/RETR: at most max_cmds in flight (1..64) and `budget` bytes of
- * expected replies (0: no byte budget). Default POP3_WINDOW_CMDS and POP3_WINDOW_BYTES.
- * Ignored without PIPELINING (the window stays one command). */
-void pop3_set_window(struct pop3 *c, unsigned max_cmds, uint64_t budget);
 /* May a TOP/RETR whose reply should carry about `expect` bytes be sent now (logged in,
  * room in the window)? Always true, once logged in, when nothing is in flight. */
 bool pop3_window_room(const struct pop3 *c, uint64_t expect);
-/* TOP/RETR sent whose replies are not read yet. */
-unsigned pop3_in_flight(const struct pop3 *c);
 /* Queue "TOP msg 0" / "RETR msg" (sent with the next read). POP3_ERR_PROTOCOL when the
  * window has no room (ask pop3_window_room first) or not logged in; POP3_ERR_CONN. */
 enum pop3_err pop3_send_top(struct pop3 *c, uint32_t msg, uint64_t expect);
@@ -116,7 +110,7 @@ enum pop3_err pop3_read_top(struct pop3 *c, uint32_t *msg_r, struct buf *out);
 enum pop3_err pop3_read_retr(struct pop3 *c, uint32_t *msg_r,
 			     int (*data_received)(void *ctx, const char *data, size_t len),
 			     void *ctx, uint64_t *total_r);
-/* Every other command (UIDL, LIST, DELE, NOOP, QUIT, and pop3_top/pop3_retr below) needs
+/* Every other command (UIDL, LIST, DELE, NOOP, QUIT, and pop3_top/pop3_retr above) needs
  * an empty window: POP3_ERR_PROTOCOL otherwise. */
 
 /* DELE msg (marked; removed at QUIT). POP3_ERR_NO if the server refused. */
