@@ -4,6 +4,11 @@
  * is: UIDL, LIST, TOP for the new ones, RETR for the missing bodies, DELE (after_cache
  * only), QUIT. Memory: the new messages of a pass (number, UIDL, size) are kept in an
  * array; bodies go through a spool file, never whole into the heap.
+ *
+ * TOP and RETR are pipelined when the server allows it (net/pop3's window): the next
+ * commands are sent before the reply at hand is stored, and the replies come back in
+ * order. A -ERR for one message skips that message only (it is tried again next pass); a
+ * lost connection ends the pass with what was stored so far committed.
  */
 #include "cache/pop3-sync.h"
 
@@ -22,6 +27,7 @@
 #include "net/imap-date.h"
 #include "net/log.h"
 #include "net/mail-header.h"
+#include "net/pop3-pipe.h"
 #include "net/pop3.h"
 
 #define IO_MS 60000
@@ -65,6 +71,7 @@ struct pass {
 	struct newmsg *nw;
 	size_t nnew, capnew;
 	bool failed;
+	unsigned refused; /* TOP/RETR answered -ERR this pass */
 };
 
 static void
@@ -217,8 +224,10 @@ spool_data(void *ctx, const char *d, size_t n)
 	return 0;
 }
 
-/* RETR msgno into the row msg_id (inside the caller's transaction if one is open).
- * 0 stored, -1 store error (reason in the store), -2 server/connection error. */
+/* The reply to the RETR of msgno, the oldest command in flight, into the row msg_id
+ * (inside the caller's transaction if one is open). 0 stored, -1 store error (reason in
+ * the store), -2 connection or protocol error, -3 the server refused this message (-ERR;
+ * the session goes on). */
 static int
 retr_to_store(struct pop3_sync *p, struct store *s, struct pop3 *c, uint32_t msgno,
 	      int64_t msg_id, bool *size_changed_r, uint64_t *bytes_r)
@@ -234,9 +243,16 @@ retr_to_store(struct pop3_sync *p, struct store *s, struct pop3 *c, uint32_t msg
 	if (sp.fd < 0)
 		return -1;
 	int ret = -2;
-	enum pop3_err e = pop3_retr(c, msgno, spool_data, &sp, NULL);
+	uint32_t got_msg = 0;
+	enum pop3_err e = pop3_read_retr(c, &got_msg, spool_data, &sp, NULL);
+	if (e == POP3_ERR_NO)
+		ret = -3;
 	if (e != POP3_SUCCESS || sp.failed)
 		goto out;
+	if (got_msg != msgno) {
+		ret = -1; /* a bug of ours, not the server's: never store under the wrong row */
+		goto out;
+	}
 	ret = -1;
 	struct store_body_writer *w = NULL;
 	if (store_body_begin(s, msg_id, sp.len, &w, size_changed_r) < 0)
@@ -340,6 +356,13 @@ header_fields(const struct buf *hdr, int64_t *date_r, struct buf *subject, char 
 	(void)mail_header_get(hdr->data ? hdr->data : "", hdr->len, "Subject", subject);
 }
 
+/* What a TOP reply is counted as against the window's byte budget. */
+static uint64_t
+top_expect(const struct newmsg *m)
+{
+	return m->size < 8192 ? m->size : 8192;
+}
+
 /* Store the new messages of the listing (TOP for each). */
 static int
 add_new(struct pass *ps, struct store_folder *f, int *added_r)
@@ -354,11 +377,35 @@ add_new(struct pass *ps, struct store_folder *f, int *added_r)
 	uint64_t vanished = 0;
 	if (ps->nnew > 0 && store_pop3_vanished(ps->store, ps->folder_id, ps->pass, &vanished) < 0)
 		goto out;
+	size_t sent = 0;
 	for (size_t i = 0; i < ps->nnew; i++) {
 		struct newmsg *m = &ps->nw[i];
 		if (stopping(ps->p))
 			goto out;
-		if (pop3_top(ps->c, m->msgno, &hdr) != POP3_SUCCESS) {
+		/* Keep the window full: TOP for the next messages before this reply is read. */
+		while (sent < ps->nnew && pop3_window_room(ps->c, top_expect(&ps->nw[sent]))) {
+			if (pop3_send_top(ps->c, ps->nw[sent].msgno, top_expect(&ps->nw[sent])) !=
+			    POP3_SUCCESS) {
+				set_error(ps->p, pop3_errmsg(ps->c));
+				goto out;
+			}
+			sent++;
+		}
+		uint32_t got_msg = 0;
+		enum pop3_err e = pop3_read_top(ps->c, &got_msg, &hdr);
+		if (e == POP3_SUCCESS && got_msg != m->msgno) {
+			set_error(ps->p, "TOP reply out of step with the commands sent");
+			goto out;
+		}
+		if (e == POP3_ERR_NO) {
+			/* This message only: no row now, it is new again next pass. */
+			char msg[700];
+			snprintf(msg, sizeof(msg), "TOP %u: %s", m->msgno, pop3_errmsg(ps->c));
+			set_error(ps->p, msg);
+			ps->refused++;
+			continue;
+		}
+		if (e != POP3_SUCCESS) {
 			set_error(ps->p, pop3_errmsg(ps->c));
 			goto out;
 		}
@@ -489,11 +536,40 @@ wanted(const struct cfg_account *a, const struct store_pop3 *r, int64_t date)
 	return true;
 }
 
-/* RETR the bodies the cache lacks, in transactions of up to TXN_BODY_BYTES. */
+/* The next row after *after whose body this pass should fetch: 0 (in *r), 1 none left,
+ * -1 store error. */
+static int
+next_wanted(struct pass *ps, int64_t *after, struct store_pop3 *r)
+{
+	for (;;) {
+		int fr = store_pop3_next(ps->store, ps->folder_id, *after, r);
+		if (fr != 0)
+			return fr;
+		*after = r->msg_id;
+		if (r->seen != ps->pass || r->has_body || r->dele == 2)
+			continue;
+		struct store_msg m;
+		if (store_msg_get(ps->store, r->msg_id, &m) != 0 ||
+		    !wanted(ps->p->acct, r, m.internaldate))
+			continue;
+		return 0;
+	}
+}
+
+struct inflight {
+	int64_t msg_id;
+	uint32_t msgno;
+};
+
+/* RETR the bodies the cache lacks, in transactions of up to TXN_BODY_BYTES; up to a
+ * window of RETRs in flight (q mirrors net/pop3's window with the row of each). */
 static int
 fetch_bodies(struct pass *ps)
 {
-	struct store_pop3 r;
+	struct store_pop3 nx;
+	struct inflight q[POP3_PIPE_MAX];
+	unsigned qh = 0, qn = 0;
+	bool have_next = false, listed_all = false;
 	int64_t after = 0;
 	uint64_t bytes_txn = 0;
 	bool txn = false;
@@ -502,20 +578,32 @@ fetch_bodies(struct pass *ps)
 	unsigned nchanged = 0;
 	set_phase(ps->p, "bodies");
 	for (;;) {
-		int fr = store_pop3_next(ps->store, ps->folder_id, after, &r);
-		if (fr < 0)
-			goto out;
-		if (fr == 1)
-			break;
-		after = r.msg_id;
-		if (r.seen != ps->pass || r.has_body || r.dele == 2)
-			continue;
-		struct store_msg m;
-		if (store_msg_get(ps->store, r.msg_id, &m) != 0 ||
-		    !wanted(ps->p->acct, &r, m.internaldate))
-			continue;
 		if (stopping(ps->p))
 			goto out;
+		for (;;) {
+			if (!have_next && !listed_all) {
+				int nr = next_wanted(ps, &after, &nx);
+				if (nr < 0)
+					goto out;
+				listed_all = nr == 1;
+				have_next = nr == 0;
+			}
+			if (!have_next || qn == POP3_PIPE_MAX ||
+			    !pop3_window_room(ps->c, nx.size))
+				break;
+			if (pop3_send_retr(ps->c, nx.msgno, nx.size) != POP3_SUCCESS) {
+				set_error(ps->p, pop3_errmsg(ps->c));
+				goto out;
+			}
+			q[(qh + qn) % POP3_PIPE_MAX] = (struct inflight){nx.msg_id, nx.msgno};
+			qn++;
+			have_next = false;
+		}
+		if (qn == 0)
+			break;
+		struct inflight cur = q[qh];
+		qh = (qh + 1) % POP3_PIPE_MAX;
+		qn--;
 		if (!txn) {
 			if (store_begin(ps->store) < 0)
 				goto out;
@@ -523,8 +611,16 @@ fetch_bodies(struct pass *ps)
 		}
 		bool changed_size = false;
 		uint64_t got = 0;
-		int rr = retr_to_store(ps->p, ps->store, ps->c, r.msgno, r.msg_id, &changed_size,
-				       &got);
+		int rr = retr_to_store(ps->p, ps->store, ps->c, cur.msgno, cur.msg_id,
+				       &changed_size, &got);
+		if (rr == -3) {
+			/* This message only: its body stays uncached, tried again next pass. */
+			char msg[700];
+			snprintf(msg, sizeof(msg), "RETR %u: %s", cur.msgno, pop3_errmsg(ps->c));
+			set_error(ps->p, msg);
+			ps->refused++;
+			continue;
+		}
 		if (rr == -2) {
 			set_error(ps->p, pop3_errmsg(ps->c));
 			goto out;
@@ -532,7 +628,7 @@ fetch_bodies(struct pass *ps)
 		if (rr < 0)
 			goto out;
 		if (changed_size && nchanged < 64)
-			changed[nchanged++] = r.msg_id;
+			changed[nchanged++] = cur.msg_id;
 		pthread_mutex_lock(&ps->p->mu);
 		ps->p->st.bodies_done++;
 		ps->p->st.body_bytes_done += got;
@@ -664,8 +760,13 @@ do_pass(struct pop3_sync *p, struct store *s)
 	p->st.folders = 1;
 	p->st.passes++;
 	p->st.last_sync_time = time(NULL);
-	p->st.last_error[0] = '\0';
+	if (ps.refused == 0)
+		p->st.last_error[0] = '\0'; /* else the last refusal stays shown */
 	pthread_mutex_unlock(&p->mu);
+	if (ps.refused > 0)
+		log_warn("account '%s': the server refused %u message(s) this pass; they are "
+			 "tried again next pass",
+			 p->acct->name, ps.refused);
 	ret = 0;
 out:
 	pop3_close(&ps.c);
@@ -850,8 +951,10 @@ pop3_sync_fetch(struct pop3_sync *p, int64_t msg_id)
 		goto out;
 	bool changed = false;
 	uint64_t got = 0;
-	int rr = retr_to_store(p, s, c, r.msgno, msg_id, &changed, &got);
-	if (rr == -2)
+	int rr = -2;
+	if (pop3_send_retr(c, r.msgno, r.size) == POP3_SUCCESS)
+		rr = retr_to_store(p, s, c, r.msgno, msg_id, &changed, &got);
+	if (rr == -2 || rr == -3)
 		set_error(p, pop3_errmsg(c));
 	else if (rr == -1)
 		set_error(p, store_errmsg(s));

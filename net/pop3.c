@@ -5,6 +5,10 @@
  * decoder, which undoes dot-stuffing and finds "CRLF.CRLF" across reads). Listings are
  * split into lines by a small capped accumulator. Does not know about the cache: RETR
  * hands its bytes to a callback.
+ *
+ * Pipelining (RFC 2449 §6.6): TOP and RETR can be queued ahead of their replies within the
+ * window net/pop3-pipe keeps; the queued lines are written out together when the next
+ * reply is read. Every other command waits until the window is empty.
  */
 #include "net/pop3.h"
 
@@ -15,6 +19,7 @@
 
 #include "net/conn.h"
 #include "net/log.h"
+#include "net/pop3-pipe.h"
 #include "net/pop3-reply.h"
 #include "net/sasl.h"
 
@@ -34,6 +39,8 @@ struct pop3 {
 	struct buf capa; /* CAPA lines, each NUL-terminated and followed by '\n' */
 	struct pop3_status_parser sp;
 	struct pop3_status st;
+	struct pop3_pipe pipe; /* TOP/RETR sent, replies not read yet */
+	bool pipelining;       /* CAPA lists PIPELINING */
 	char errmsg[512];
 };
 
@@ -71,9 +78,10 @@ conn_failed(struct pop3 *c)
 	return POP3_ERR_CONN;
 }
 
-/* Send one command line (CRLF added). `shown` is what the trace shows (NULL: the line). */
+/* Queue one command line (CRLF added) without flushing. `shown` is what the trace shows
+ * (NULL: the line). */
 static enum pop3_err
-send_line(struct pop3 *c, const char *line, const char *shown)
+queue_line(struct pop3 *c, const char *line, const char *shown)
 {
 	if (strpbrk(line, "\r\n") != NULL)
 		return fail(c, POP3_ERR_PROTOCOL, "refusing to send a command with a line break");
@@ -82,9 +90,22 @@ send_line(struct pop3 *c, const char *line, const char *shown)
 		log_trace(c->trace, '>', s, strlen(s));
 	}
 	if (conn_write(c->conn, line, strlen(line)) != CONN_OK ||
-	    conn_write(c->conn, "\r\n", 2) != CONN_OK || conn_flush(c->conn) != CONN_OK)
+	    conn_write(c->conn, "\r\n", 2) != CONN_OK)
 		return conn_failed(c);
 	return POP3_SUCCESS;
+}
+
+/* Send one command line and flush; only with nothing in flight (its reply is next). */
+static enum pop3_err
+send_line(struct pop3 *c, const char *line, const char *shown)
+{
+	if (pop3_pipe_count(&c->pipe) > 0)
+		return fail(c, POP3_ERR_PROTOCOL, "%s while %u pipelined replies are unread",
+			    shown ? shown : line, pop3_pipe_count(&c->pipe));
+	enum pop3_err e = queue_line(c, line, shown);
+	if (e == POP3_SUCCESS && conn_flush(c->conn) != CONN_OK)
+		return conn_failed(c);
+	return e;
 }
 
 /* Read one status line into c->st. POP3_SUCCESS for +OK (and "+ " continuations),
@@ -246,7 +267,13 @@ refresh_capa(struct pop3 *c)
 		return POP3_SUCCESS; /* no CAPA: an RFC 1939 server; nothing is offered */
 	if (e != POP3_SUCCESS)
 		return e;
-	return read_lines(c, capa_line, &c->capa);
+	e = read_lines(c, capa_line, &c->capa);
+	c->pipelining = e == POP3_SUCCESS && pop3_has_capa(c, "PIPELINING");
+	if (c->pipelining)
+		pop3_pipe_limit(&c->pipe, POP3_WINDOW_CMDS, POP3_WINDOW_BYTES);
+	else
+		pop3_pipe_limit(&c->pipe, 1, 0);
+	return e;
 }
 
 bool
@@ -308,6 +335,7 @@ pop3_connect(const struct pop3_opts *opts, struct pop3 **c_r, char *err, size_t 
 	snprintf(c->trace, sizeof(c->trace), "%s", opts->trace ? opts->trace : "pop3");
 	c->port = opts->port;
 	buf_init(&c->capa, CAPA_MAX);
+	pop3_pipe_init(&c->pipe, 1, 0);
 	enum pop3_err e = POP3_ERR_CONN;
 	struct conn_opts co = {
 		.host = opts->host,
@@ -511,18 +539,100 @@ top_data(void *ctx, const char *d, size_t n)
 	return 0;
 }
 
+bool
+pop3_can_pipeline(const struct pop3 *c)
+{
+	return c->pipelining;
+}
+
+bool
+pop3_window_room(const struct pop3 *c, uint64_t expect)
+{
+	return c->state == ST_TRANSACTION && pop3_pipe_room(&c->pipe, expect);
+}
+
+static enum pop3_err
+queue_cmd(struct pop3 *c, enum pop3_pipe_cmd cmd, uint32_t msg, uint64_t expect)
+{
+	if (c->state != ST_TRANSACTION)
+		return fail(c, POP3_ERR_PROTOCOL, "%s outside the transaction state",
+			    cmd == POP3_PIPE_TOP ? "TOP" : "RETR");
+	if (!pop3_pipe_room(&c->pipe, expect))
+		return fail(c, POP3_ERR_PROTOCOL, "pipelining window full (%u in flight)",
+			    pop3_pipe_count(&c->pipe));
+	char line[64];
+	if (cmd == POP3_PIPE_TOP)
+		snprintf(line, sizeof(line), "TOP %u 0", msg);
+	else
+		snprintf(line, sizeof(line), "RETR %u", msg);
+	enum pop3_err e = queue_line(c, line, NULL);
+	if (e == POP3_SUCCESS)
+		(void)pop3_pipe_push(&c->pipe, cmd, msg, expect);
+	return e;
+}
+
 enum pop3_err
-pop3_top(struct pop3 *c, uint32_t msg, struct buf *out)
+pop3_send_top(struct pop3 *c, uint32_t msg, uint64_t expect)
+{
+	return queue_cmd(c, POP3_PIPE_TOP, msg, expect);
+}
+
+enum pop3_err
+pop3_send_retr(struct pop3 *c, uint32_t msg, uint64_t expect)
+{
+	return queue_cmd(c, POP3_PIPE_RETR, msg, expect);
+}
+
+/* The status of the reply to the oldest command in flight, which must be `cmd`: flushes
+ * what is queued first. The command leaves the window here: on -ERR (POP3_ERR_NO, only
+ * this message affected) as on +OK (the caller reads the body next). */
+static enum pop3_err
+next_reply(struct pop3 *c, enum pop3_pipe_cmd cmd, uint32_t *msg_r)
+{
+	struct pop3_pipe_slot s;
+	if (!pop3_pipe_front(&c->pipe, &s) || s.cmd != cmd)
+		return fail(c, POP3_ERR_PROTOCOL, "no %s in flight to read the reply of",
+			    cmd == POP3_PIPE_TOP ? "TOP" : "RETR");
+	if (conn_flush(c->conn) != CONN_OK)
+		return conn_failed(c);
+	*msg_r = s.msg;
+	enum pop3_err e = read_status(c);
+	if (e == POP3_SUCCESS || e == POP3_ERR_NO)
+		(void)pop3_pipe_pop(&c->pipe);
+	if (e == POP3_SUCCESS && c->st.kind == POP3_CONT)
+		return fail(c, POP3_ERR_PROTOCOL, "continuation where +OK or -ERR was due");
+	return e;
+}
+
+enum pop3_err
+pop3_read_top(struct pop3 *c, uint32_t *msg_r, struct buf *out)
 {
 	buf_reset(out);
-	char line[64];
-	snprintf(line, sizeof(line), "TOP %u 0", msg);
-	enum pop3_err e = send_line(c, line, NULL);
-	if (e == POP3_SUCCESS)
-		e = read_status(c);
+	enum pop3_err e = next_reply(c, POP3_PIPE_TOP, msg_r);
 	if (e == POP3_SUCCESS)
 		e = read_body(c, 0, top_data, out, NULL);
 	return e;
+}
+
+enum pop3_err
+pop3_read_retr(struct pop3 *c, uint32_t *msg_r,
+	       int (*data_received)(void *ctx, const char *data, size_t len), void *ctx,
+	       uint64_t *total_r)
+{
+	enum pop3_err e = next_reply(c, POP3_PIPE_RETR, msg_r);
+	if (e == POP3_SUCCESS)
+		e = read_body(c, 0, data_received, ctx, total_r);
+	return e;
+}
+
+enum pop3_err
+pop3_top(struct pop3 *c, uint32_t msg, struct buf *out)
+{
+	uint32_t got;
+	if (pop3_pipe_count(&c->pipe) > 0)
+		return fail(c, POP3_ERR_PROTOCOL, "TOP while pipelined replies are unread");
+	enum pop3_err e = pop3_send_top(c, msg, 0);
+	return e == POP3_SUCCESS ? pop3_read_top(c, &got, out) : e;
 }
 
 enum pop3_err
@@ -530,14 +640,11 @@ pop3_retr(struct pop3 *c, uint32_t msg,
 	  int (*data_received)(void *ctx, const char *data, size_t len), void *ctx,
 	  uint64_t *total_r)
 {
-	char line[64];
-	snprintf(line, sizeof(line), "RETR %u", msg);
-	enum pop3_err e = send_line(c, line, NULL);
-	if (e == POP3_SUCCESS)
-		e = read_status(c);
-	if (e == POP3_SUCCESS)
-		e = read_body(c, 0, data_received, ctx, total_r);
-	return e;
+	uint32_t got;
+	if (pop3_pipe_count(&c->pipe) > 0)
+		return fail(c, POP3_ERR_PROTOCOL, "RETR while pipelined replies are unread");
+	enum pop3_err e = pop3_send_retr(c, msg, 0);
+	return e == POP3_SUCCESS ? pop3_read_retr(c, &got, data_received, ctx, total_r) : e;
 }
 
 static enum pop3_err

@@ -10,6 +10,12 @@
  * Bounded memory: listing lines and TOP headers have caps chosen here; RETR streams the
  * message to the caller's callback in chunks of at most POP3_CHUNK bytes.
  *
+ * Pipelining (RFC 2449 §6.6): when CAPA lists PIPELINING, TOP and RETR can be sent ahead
+ * of their replies (pop3_send_top/pop3_send_retr) within a bounded window, the replies
+ * read in order (pop3_read_top/pop3_read_retr). Without PIPELINING the window is one
+ * command, so the same calling code runs one command at a time. Nothing is buffered
+ * beyond one reply's chunk: the replies in flight wait in the kernel's socket buffers.
+ *
  * Not thread-safe: one thread drives a client. The caller owns what it passes in.
  * Deletions (DELE) take effect on the server only at pop3_quit() (RFC 1939 §6).
  */
@@ -26,6 +32,8 @@
 #define POP3_CHUNK 16384
 #define POP3_UIDL_MAX 71   /* 70 characters + NUL (RFC 1939 §7) */
 #define POP3_TOP_MAX (256 * 1024) /* cap on a TOP n 0 header block */
+#define POP3_WINDOW_CMDS 32            /* the window with PIPELINING: commands in flight ... */
+#define POP3_WINDOW_BYTES (1024 * 1024) /* ... and bytes their replies are expected to carry */
 
 enum pop3_err {
 	POP3_SUCCESS = 0,
@@ -85,6 +93,26 @@ enum pop3_err pop3_top(struct pop3 *c, uint32_t msg, struct buf *out);
 enum pop3_err pop3_retr(struct pop3 *c, uint32_t msg,
 			int (*data_received)(void *ctx, const char *data, size_t len), void *ctx,
 			uint64_t *total_r);
+/* Does the server pipeline (CAPA listed PIPELINING)? */
+bool pop3_can_pipeline(const struct pop3 *c);
+/* May a TOP/RETR whose reply should carry about `expect` bytes be sent now (logged in,
+ * room in the window)? Always true, once logged in, when nothing is in flight. */
+bool pop3_window_room(const struct pop3 *c, uint64_t expect);
+/* Queue "TOP msg 0" / "RETR msg" (sent with the next read). POP3_ERR_PROTOCOL when the
+ * window has no room (ask pop3_window_room first) or not logged in; POP3_ERR_CONN. */
+enum pop3_err pop3_send_top(struct pop3 *c, uint32_t msg, uint64_t expect);
+enum pop3_err pop3_send_retr(struct pop3 *c, uint32_t msg, uint64_t expect);
+/* Read the reply to the oldest command in flight, which must be a TOP (else
+ * POP3_ERR_PROTOCOL); *msg_r says which message it was for. As pop3_top. POP3_ERR_NO: the
+ * server refused this one message; the rest of the window is unaffected. */
+enum pop3_err pop3_read_top(struct pop3 *c, uint32_t *msg_r, struct buf *out);
+/* The same for a RETR; as pop3_retr (an aborting callback leaves the session usable). */
+enum pop3_err pop3_read_retr(struct pop3 *c, uint32_t *msg_r,
+			     int (*data_received)(void *ctx, const char *data, size_t len),
+			     void *ctx, uint64_t *total_r);
+/* Every other command (UIDL, LIST, DELE, NOOP, QUIT, and pop3_top/pop3_retr above) needs
+ * an empty window: POP3_ERR_PROTOCOL otherwise. */
+
 /* DELE msg (marked; removed at QUIT). POP3_ERR_NO if the server refused. */
 enum pop3_err pop3_dele(struct pop3 *c, uint32_t msg);
 /* NOOP (keeps the session alive, checks it). */

@@ -6,7 +6,10 @@
  * again. It is parsed twice, whole and split; both must give the same statuses, the same
  * decoded bytes and the same outcome. Each status is checked against the header's promises,
  * the decoder against its output bound and cap, and every body line goes through the
- * UIDL/LIST/CAPA readers. A violation calls abort(). Not checked: the grammar (unit tests).
+ * UIDL/LIST/CAPA readers. The replies are also matched to a window of pipelined commands
+ * (net/pop3-pipe, its limits from byte 0 and the cap), refilled as each reply completes
+ * the way net/pop3 does: every reply must find its own command in flight, in order. A
+ * violation calls abort(). Not checked: the grammar (unit tests).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/pop3-pipe.h"
 #include "net/pop3-reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,6 +92,18 @@ check_lines(struct trace *t, const char *b, size_t n)
 	}
 }
 
+/* A reply is complete: it belongs to the oldest command in flight. */
+static void
+answer(struct pop3_pipe *pp, uint32_t *answered)
+{
+	struct pop3_pipe_slot s;
+	CHECK(pop3_pipe_front(pp, &s));
+	CHECK(s.msg == *answered + 1);
+	CHECK(s.cmd == (s.msg % 2 ? POP3_PIPE_TOP : POP3_PIPE_RETR));
+	CHECK(pop3_pipe_pop(pp));
+	(*answered)++;
+}
+
 static void
 run(struct trace *t, const char *d, size_t n, unsigned split, uint64_t cap)
 {
@@ -100,6 +116,9 @@ run(struct trace *t, const char *d, size_t n, unsigned split, uint64_t cap)
 	bool in_body = false;
 	char err[200];
 	size_t pos = 0, i = 0;
+	struct pop3_pipe pp;
+	uint32_t sent = 0, answered = 0;
+	pop3_pipe_init(&pp, 1 + split % 70, cap * 3);
 	pop3_status_parser_init(&p);
 	t->last = POP3_PARSE_MORE;
 	while (pos < n && t->last != POP3_PARSE_ERROR) {
@@ -112,6 +131,14 @@ run(struct trace *t, const char *d, size_t n, unsigned split, uint64_t cap)
 		size_t left = chunk;
 		while (left > 0 && t->last != POP3_PARSE_ERROR) {
 			size_t used = SIZE_MAX;
+			/* Keep the window full; each command expects a made-up reply size. */
+			while (pop3_pipe_room(&pp, (sent * 131u) % 5000)) {
+				CHECK(pop3_pipe_push(&pp, sent % 2 ? POP3_PIPE_RETR : POP3_PIPE_TOP,
+						     sent + 1, (sent * 131u) % 5000));
+				sent++;
+			}
+			CHECK(pop3_pipe_count(&pp) >= 1 && pop3_pipe_count(&pp) <= POP3_PIPE_MAX);
+			CHECK(sent - answered == pop3_pipe_count(&pp));
 			if (!in_body) {
 				t->last = pop3_status_parse(&p, c, left, &used, &st, err, sizeof(err));
 				CHECK(used <= left);
@@ -124,6 +151,8 @@ run(struct trace *t, const char *d, size_t n, unsigned split, uint64_t cap)
 					CHECK(used > 0);
 					check_status(t, &st);
 					t->units++;
+					if (st.kind != POP3_OK)
+						answer(&pp, &answered);
 					if (st.kind == POP3_OK) {
 						in_body = true;
 						bodylen = 0;
@@ -144,6 +173,7 @@ run(struct trace *t, const char *d, size_t n, unsigned split, uint64_t cap)
 				mix(t, out, outlen);
 				if (t->last == POP3_PARSE_DONE) {
 					t->units++;
+					answer(&pp, &answered);
 					check_lines(t, body, bodylen);
 					in_body = false;
 				} else if (t->last == POP3_PARSE_MORE) {

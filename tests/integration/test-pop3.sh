@@ -4,8 +4,9 @@
 # byte-exact reads (compared with what RETR gives a separate client), exact sizes,
 # EROFS for everything but rm, rm = exactly one message gone from the server, offline
 # reads from the cache, pop3_delete = after_cache surviving kill -9 between RETR and
-# QUIT, a server that drops mid-RETR, TLS refused for a self-signed / wrong-host
-# certificate and for a server without STLS, --check-config on a POP3 account.
+# QUIT, a server that drops mid-RETR, a pipelining server that refuses one TOP and one
+# RETR inside a window or drops the connection in the middle of one, TLS refused for a self-signed / wrong-host certificate and for a
+# server without STLS, --check-config on a POP3 account.
 #
 #   test-pop3.sh MAILFS        (MAILFS_SERVER_DIR names the servers' DIR, for lib.sh)
 set -euo pipefail
@@ -259,6 +260,92 @@ if mount_start "$work/config.fake"; then
 	unmount
 else
 	bad "mount on the dropping server did not start"
+fi
+
+# --- 8. PIPELINING: -ERR for one TOP and one RETR inside a window ----------------------------
+# fake-pop3.py errpipe: 40 messages; TOP 9 and RETR 17 answer -ERR, every time.
+fake_start fake-pop3.py errpipe
+printf 'cache_dir = %s\n[account p]\npop3 = pop3://127.0.0.1:%s\ntls = off\nuser = x\npassword = y\npoll = 5s\n' \
+	"$work/cache-pipe" "$fport" >"$work/config.pipe"
+chmod 600 "$work/config.pipe"
+if mount_start "$work/config.pipe"; then
+	wait_synced p 30 || bad "pipelining server: first sync not done"
+	wait_for 20 status_is p bodies_cached 38 || true
+	tops=$(sed -n 's/^# in flight: TOP //p' "$flog" | sed -n 1p)
+	retrs=$(sed -n 's/^# in flight: RETR //p' "$flog" | sed -n 1p)
+	check "pipelining server: TOPs pipelined (${tops:-none} in flight)" test "${tops:-0}" -gt 1
+	check "pipelining server: RETRs pipelined (${retrs:-none} in flight)" test "${retrs:-0}" -gt 1
+	np=$(ls "$mnt/p/INBOX" | wc -l)
+	check "pipelining server: 39 of 40 listed, not the one whose TOP was refused ($np)" \
+		test "$np" = 39
+	check "pipelining server: message 9 (TOP -ERR) not listed" \
+		test -z "$(ls "$mnt/p/INBOX" | grep '_pipe-9\.eml$' || true)"
+	cached=$(status_get p bodies_cached)
+	check "pipelining server: 38 bodies cached, not the refused RETR ($cached)" test "$cached" = 38
+	nbad=0
+	for i in $(seq 1 40); do
+		case $i in 9 | 17) continue ;; esac
+		f=$(ls "$mnt/p/INBOX" | grep "_pipe-$i\.eml\$" || true)
+		if [ -z "$f" ] || ! cmp -s "$flog.$i" "$mnt/p/INBOX/$f"; then
+			nbad=$((nbad + 1))
+			printf '     pipelining server: message %s differs or is missing (%s)\n' "$i" "$f"
+		fi
+	done
+	check "pipelining server: the other 38 messages byte-exact" test "$nbad" = 0
+	err=$(status_get p last_error)
+	if printf '%s\n' "$err" | grep -qE 'RETR 17|TOP 9'; then
+		ok "pipelining server: the pass's refusal is shown in .status ($err)"
+	else
+		bad "pipelining server: .status last_error is '$err'"
+	fi
+	f17=$(ls "$mnt/p/INBOX" | grep '_pipe-17\.eml$' || true)
+	check "pipelining server: message 17 (RETR -ERR) listed" test -n "$f17"
+	if [ -n "$f17" ] && cat "$mnt/p/INBOX/$f17" >/dev/null 2>&1; then
+		bad "pipelining server: reading message 17 succeeded"
+	else
+		ok "pipelining server: reading message 17 fails, nothing made up"
+	fi
+	sleep 6 # a poll pass: the refused ones are asked again, nothing else changes
+	check "pipelining server: TOP 9 asked again next pass" \
+		test "$(grep -c '^TOP 9 0' "$flog")" -ge 2
+	check "pipelining server: still 39 listed after a poll" test "$(ls "$mnt/p/INBOX" | wc -l)" = 39
+	check "the daemon survived" kill -0 "$daemon"
+	unmount
+else
+	bad "mount on the pipelining server did not start"
+fi
+
+# --- 9. PIPELINING: the connection cut in the middle of a window of RETRs ---------------------
+# fake-pop3.py droppipe: 40 messages; the first RETR 20 is cut halfway (RST) with the
+# rest of the window unanswered. The next pass must resume: what was stored before the
+# cut stays (never fetched again) and every message ends up byte-exact.
+fake_start fake-pop3.py droppipe
+printf 'cache_dir = %s\n[account d]\npop3 = pop3://127.0.0.1:%s\ntls = off\nuser = x\npassword = y\npoll = 5s\n' \
+	"$work/cache-droppipe" "$fport" >"$work/config.droppipe"
+chmod 600 "$work/config.droppipe"
+if mount_start "$work/config.droppipe"; then
+	wait_for 30 status_is d bodies_cached 40 || true
+	cached=$(status_get d bodies_cached)
+	check "cut window: all 40 bodies cached after the next pass ($cached)" test "$cached" = 40
+	retrs=$(sed -n 's/^# in flight: RETR //p' "$flog" | sed -n 1p)
+	check "cut window: RETRs were pipelined (${retrs:-none} in flight)" test "${retrs:-0}" -gt 1
+	check "cut window: RETR 20 sent again after the cut" test "$(grep -c '^RETR 20' "$flog")" = 2
+	r1=$(grep -c "^RETR 1$(printf "\r")\$" "$flog" || true) r19=$(grep -c "^RETR 19$(printf "\r")\$" "$flog" || true)
+	check "cut window: messages stored before the cut not fetched again (RETR 1 x$r1, RETR 19 x$r19)" \
+		test "$r1" = 1 -a "$r19" = 1
+	nbad=0
+	for i in $(seq 1 40); do
+		f=$(ls "$mnt/d/INBOX" | grep "_pipe-$i\.eml\$" || true)
+		if [ -z "$f" ] || ! cmp -s "$flog.$i" "$mnt/d/INBOX/$f"; then
+			nbad=$((nbad + 1))
+			printf '     cut window: message %s differs or is missing (%s)\n' "$i" "$f"
+		fi
+	done
+	check "cut window: all 40 messages byte-exact" test "$nbad" = 0
+	check "the daemon survived" kill -0 "$daemon"
+	unmount
+else
+	bad "mount on the cutting server did not start"
 fi
 
 finish pop3
