@@ -199,20 +199,18 @@ imap_status(struct imap *c, const char *raw, struct imap_status_info *r)
 	return e;
 }
 
-enum imap_err
-imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_info *r)
+/* Around a SELECT or EXAMINE: the info to fill, then the state it leaves. */
+static void
+select_begin(struct imap *c, struct imap_select_info *r, bool readonly)
 {
-	char q[1024];
-	enum imap_err e = imap_quote_mailbox(c, raw, q, sizeof(q));
-	if (e != IMAP_OK)
-		return e;
 	memset(r, 0, sizeof(*r));
 	r->readonly = readonly;
 	c->sel = r;
-	bool condstore = imap_has_cap(c, "CONDSTORE") && !imap_enabled(c, "CONDSTORE") &&
-			 !imap_enabled(c, "QRESYNC");
-	e = imap_simple(c, "%s %s%s", readonly ? "EXAMINE" : "SELECT", q,
-		   condstore ? " (CONDSTORE)" : "");
+}
+
+static enum imap_err
+select_done(struct imap *c, enum imap_err e, bool readonly)
+{
 	c->sel = NULL;
 	if (e == IMAP_OK) {
 		imap_set_state(c, ST_SELECTED);
@@ -221,6 +219,21 @@ imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_i
 		imap_set_state(c, ST_AUTHENTICATED); /* a failed SELECT deselects (RFC 3501 6.3.1) */
 	}
 	return e;
+}
+
+enum imap_err
+imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_info *r)
+{
+	char q[1024];
+	enum imap_err e = imap_quote_mailbox(c, raw, q, sizeof(q));
+	if (e != IMAP_OK)
+		return e;
+	select_begin(c, r, readonly);
+	bool condstore = imap_has_cap(c, "CONDSTORE") && !imap_enabled(c, "CONDSTORE") &&
+			 !imap_enabled(c, "QRESYNC");
+	e = imap_simple(c, "%s %s%s", readonly ? "EXAMINE" : "SELECT", q,
+		   condstore ? " (CONDSTORE)" : "");
+	return select_done(c, e, readonly);
 }
 
 enum imap_err
@@ -242,20 +255,11 @@ imap_select_qresync(struct imap *c, const char *raw, bool readonly, uint32_t uid
 		if (k < 0 || p == known_uids)
 			return imap_fail(c, IMAP_ERR_BAD, "known UIDs are not a uid-set");
 	}
-	memset(r, 0, sizeof(*r));
-	r->readonly = readonly;
-	c->sel = r;
+	select_begin(c, r, readonly);
 	e = imap_simple(c, "%s %s (QRESYNC (%u %llu%s%s))", readonly ? "EXAMINE" : "SELECT", q,
 		   uidvalidity, (unsigned long long)modseq, known_uids ? " " : "",
 		   known_uids ? known_uids : "");
-	c->sel = NULL;
-	if (e == IMAP_OK) {
-		imap_set_state(c, ST_SELECTED);
-		c->selected_ro = readonly;
-	} else if (e == IMAP_ERR_NO && c->state == ST_SELECTED) {
-		imap_set_state(c, ST_AUTHENTICATED); /* a failed SELECT deselects (RFC 3501 6.3.1) */
-	}
-	return e;
+	return select_done(c, e, readonly);
 }
 
 enum imap_err
