@@ -73,7 +73,6 @@ struct imap {
 	size_t cu_n;
 	unsigned events; /* EXISTS, EXPUNGE, FETCH, VANISHED seen since imap_events() reset */
 	unsigned idle_id; /* the IDLE command in progress, 0 if none */
-	bool selected_ro; /* the selected mailbox was EXAMINEd */
 };
 
 /* Session state changes (traced), errors (message kept for imap_errmsg). */

@@ -209,15 +209,13 @@ select_begin(struct imap *c, struct imap_select_info *r, bool readonly)
 }
 
 static enum imap_err
-select_done(struct imap *c, enum imap_err e, bool readonly)
+select_done(struct imap *c, enum imap_err e)
 {
 	c->sel = NULL;
-	if (e == IMAP_OK) {
+	if (e == IMAP_OK)
 		imap_set_state(c, ST_SELECTED);
-		c->selected_ro = readonly;
-	} else if (e == IMAP_ERR_NO && c->state == ST_SELECTED) {
+	else if (e == IMAP_ERR_NO && c->state == ST_SELECTED)
 		imap_set_state(c, ST_AUTHENTICATED); /* a failed SELECT deselects (RFC 3501 6.3.1) */
-	}
 	return e;
 }
 
@@ -233,7 +231,7 @@ imap_select(struct imap *c, const char *raw, bool readonly, struct imap_select_i
 			 !imap_enabled(c, "QRESYNC");
 	e = imap_simple(c, "%s %s%s", readonly ? "EXAMINE" : "SELECT", q,
 		   condstore ? " (CONDSTORE)" : "");
-	return select_done(c, e, readonly);
+	return select_done(c, e);
 }
 
 enum imap_err
@@ -259,27 +257,7 @@ imap_select_qresync(struct imap *c, const char *raw, bool readonly, uint32_t uid
 	e = imap_simple(c, "%s %s (QRESYNC (%u %llu%s%s))", readonly ? "EXAMINE" : "SELECT", q,
 		   uidvalidity, (unsigned long long)modseq, known_uids ? " " : "",
 		   known_uids ? known_uids : "");
-	return select_done(c, e, readonly);
-}
-
-enum imap_err
-imap_unselect(struct imap *c)
-{
-	if (c->state != ST_SELECTED)
-		return IMAP_OK;
-	enum imap_err e;
-	if (imap_has_cap(c, "UNSELECT"))
-		e = imap_simple(c, "UNSELECT");
-	else if (c->selected_ro)
-		e = imap_simple(c, "CLOSE");
-	else
-		return IMAP_OK;
-	if (e == IMAP_OK || e == IMAP_ERR_NO || e == IMAP_ERR_BAD) {
-		/* Refused: the server thinks nothing is selected; either way, go on. */
-		imap_set_state(c, ST_AUTHENTICATED);
-		e = IMAP_OK;
-	}
-	return e;
+	return select_done(c, e);
 }
 
 bool

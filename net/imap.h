@@ -145,12 +145,6 @@ enum imap_err imap_select_qresync(struct imap *c, const char *raw, bool readonly
 				  uint32_t uidvalidity, uint64_t modseq, const char *known_uids,
 				  struct imap_select_info *r);
 
-/* Leave the selected mailbox: UNSELECT (RFC 3691), or CLOSE when it was EXAMINEd (read-only:
- * CLOSE then expunges nothing). A mailbox SELECTed read-write on a server without UNSELECT
- * stays selected. IMAP_OK also when nothing was selected. Dovecot checks a selected
- * mailbox on every NOOP, at a cost in proportion to its size on a Maildir: a connection
- * that waits should not hold a large one. */
-enum imap_err imap_unselect(struct imap *c);
 /* Is a mailbox selected? */
 bool imap_selected(const struct imap *c);
 
