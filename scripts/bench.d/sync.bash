@@ -157,7 +157,7 @@ bench_sync_one() {
 	row "4. one new message" "doveadm save returned (the delivery itself)" "$t_saved" "" "" ""
 	row "" "floor: a bare IDLE session hears EXISTS" "${t_idle:-n/a}" "" "" ""
 	row "" "mailfs lists it (IDLE; 1 s resolution)" "$arrive" "" \
-		"$(awk -v a="$arrive" -v b="${t_idle:-x}" 'BEGIN { if (b ~ /^[0-9.]+$/ && a ~ /^[0-9.]+$/) printf "+%.3f s", a - b; else print "n/a" }')" "~2 s"
+		"$(awk -v a="$arrive" -v b="${t_idle:-x}" 'BEGIN { if (b ~ /^[0-9.]+$/ && a ~ /^[0-9.]+$/) printf "%+.3f s", a - b; else print "n/a" }')" "~2 s"
 	row "5. daemon peak RSS (VmHWM)" "mailfs, after the listing / at the end" "$hwm_list / $hwm_end MiB" "" "" \
 		"<= 64 MiB: $(verdict "$hwm_end" 64)"
 	if [ ${#notes[@]} -gt 0 ]; then printf '\n%s\n' "${notes[@]}"; fi
