@@ -276,28 +276,8 @@ refresh_capa(struct pop3 *c)
 	return e;
 }
 
-bool
-pop3_has_capa(const struct pop3 *c, const char *kw)
-{
-	const char *p = c->capa.data;
-	if (p == NULL)
-		return false;
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		char line[LIST_LINE_MAX + 1];
-		if (n > LIST_LINE_MAX)
-			n = LIST_LINE_MAX;
-		memcpy(line, p, n);
-		line[n] = '\0';
-		if (pop3_capa_is(line, kw, NULL))
-			return true;
-		p += n + (nl != NULL);
-	}
-	return false;
-}
-
-/* The arguments of a CAPA keyword into out ("" if absent); false if not listed. */
+/* The arguments of a CAPA keyword into out ("" if absent; out may be NULL); false if the
+ * keyword is not listed. */
 static bool
 capa_args(const struct pop3 *c, const char *kw, char *out, size_t outlen)
 {
@@ -314,12 +294,19 @@ capa_args(const struct pop3 *c, const char *kw, char *out, size_t outlen)
 		line[n] = '\0';
 		const char *args;
 		if (pop3_capa_is(line, kw, &args)) {
-			snprintf(out, outlen, "%s", args);
+			if (out != NULL)
+				snprintf(out, outlen, "%s", args);
 			return true;
 		}
 		p += n + (nl != NULL);
 	}
 	return false;
+}
+
+bool
+pop3_has_capa(const struct pop3 *c, const char *kw)
+{
+	return capa_args(c, kw, NULL, 0);
 }
 
 enum pop3_err
