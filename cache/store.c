@@ -34,6 +34,7 @@
  * batch when it commits.
  */
 #include "cache/store.h"
+#include "cache/checkpoint.h"
 #include "cache/dbfile.h"
 #include "cache/store-int.h"
 
@@ -534,6 +535,7 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 		sqlite3_exec(s->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL);
 	if (set_wal(s, err, errlen) != 0)
 		goto out;
+	ckpt_attach(s->db, s->path);
 	/* A big transaction grows the WAL; give the space back after the next checkpoint. */
 	if (sqlite3_exec(s->db,
 			 "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
@@ -550,6 +552,25 @@ store_open(const char *cache_dir, struct store **store_r, char *err, size_t errl
 out:
 	store_close(&s);
 	return ret;
+}
+
+int
+store_checkpointer_start(const char *cache_dir, char *err, size_t errlen)
+{
+	char *path = NULL;
+	if (asprintf(&path, "%s/%s", cache_dir, STORE_DB_NAME) < 0) {
+		snprintf(err, errlen, "%s: out of memory", cache_dir);
+		return -1;
+	}
+	int r = ckpt_start(path, err, errlen);
+	free(path);
+	return r;
+}
+
+void
+store_checkpointer_stop(void)
+{
+	ckpt_stop();
 }
 
 void

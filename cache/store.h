@@ -37,6 +37,11 @@ struct store;
  * newer than this mailfs understands (2)"). */
 int store_open(const char *cache_dir, struct store **store_r, char *err, size_t errlen);
 void store_close(struct store **s);
+/* Checkpoint the cache's WAL on a thread of its own from now on, not inside the commits of
+ * this process's connections (cache/checkpoint.h), until store_checkpointer_stop(). 0, or
+ * -1 with the reason in err. */
+int store_checkpointer_start(const char *cache_dir, char *err, size_t errlen);
+void store_checkpointer_stop(void);
 const char *store_errmsg(const struct store *s);
 
 /* Transactions (BEGIN IMMEDIATE ... COMMIT). Nesting is not supported. */

@@ -376,7 +376,13 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 		log_use_syslog(true);
 	if (fuse_daemonize(fo.foreground) != 0)
 		goto out;
-	/* Threads start after daemonizing (fork keeps only the calling thread). */
+	/* Threads start after daemonizing (fork keeps only the calling thread). The first:
+	 * the WAL's checkpoints, so that no rename or sync batch waits for one. */
+	{
+		char err[512];
+		if (store_checkpointer_start(cfg->cache_dir, err, sizeof(err)) < 0)
+			log_warn("%s (commits checkpoint themselves)", err);
+	}
 	for (size_t i = 0; i < m.nacc; i++) {
 		char err[512];
 		if (m.acc[i].cfg->pop3.set) {
@@ -438,6 +444,7 @@ out:;
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
+	store_checkpointer_stop();
 	struct store *s = pthread_getspecific(m.store_key);
 	store_close(&s);
 	pthread_setspecific(m.store_key, NULL);
