@@ -86,6 +86,9 @@ struct mfs {
 	size_t nacc;
 	pthread_key_t store_key;
 	pthread_key_t outbox_key;
+	/* The connection renames use, one at a time (writer_store). */
+	pthread_mutex_t wstore_mu;
+	struct store *wstore;
 	_Atomic bool ready; /* the kernel's INIT was answered: notifications may go out */
 	bool readonly;      /* mounted with -o ro: no outbox writes, no FLUSH round trips */
 	uid_t uid;
@@ -113,6 +116,13 @@ struct mfs {
 
 /* The calling thread's store / outbox handles (each thread owns its SQLite connections). */
 struct store *thread_store(struct mfs *m);
+/* The file system's writer connection, held until writer_done(); NULL (nothing held) if it
+ * cannot be opened. One connection for a run of changes keeps its pages: a connection sees
+ * another's commit and reads again every page it touches, and with one per FUSE thread
+ * (they take requests in turn) every rename of a `mv` did. Hold it only for store work:
+ * reply and notify the kernel after writer_done(). */
+struct store *writer_store(struct mfs *m);
+void writer_done(struct mfs *m);
 struct outbox *thread_outbox(struct mfs *m);
 void dir_attr(struct mfs *m, uint64_t ino, int64_t mtime, struct stat *st);
 

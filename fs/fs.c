@@ -59,6 +59,27 @@ thread_store(struct mfs *m)
 	return s;
 }
 
+struct store *
+writer_store(struct mfs *m)
+{
+	pthread_mutex_lock(&m->wstore_mu);
+	if (m->wstore == NULL) {
+		char err[512];
+		if (store_open(m->cfg->cache_dir, &m->wstore, err, sizeof(err)) < 0) {
+			log_error("%s", err);
+			pthread_mutex_unlock(&m->wstore_mu);
+			return NULL;
+		}
+	}
+	return m->wstore;
+}
+
+void
+writer_done(struct mfs *m)
+{
+	pthread_mutex_unlock(&m->wstore_mu);
+}
+
 static void
 outbox_key_free(void *p)
 {
@@ -339,6 +360,7 @@ fs_run(struct cfg *cfg, struct fuse_args *args)
 	pthread_key_create(&m.store_key, store_key_free);
 	pthread_key_create(&m.outbox_key, outbox_key_free);
 	pthread_mutex_init(&m.writers_mu, NULL);
+	pthread_mutex_init(&m.wstore_mu, NULL);
 	int ret = 1;
 	bool mounted = false;
 	struct fuse_cmdline_opts fo;
@@ -444,6 +466,7 @@ out:;
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
+	store_close(&m.wstore);
 	store_checkpointer_stop();
 	struct store *s = pthread_getspecific(m.store_key);
 	store_close(&s);

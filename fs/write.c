@@ -498,6 +498,48 @@ mfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_lowlevel_notify_inval_inode(m->se, store_ino_folder(trash), 0, 0);
 }
 
+/* The rename in the store: an errno; *a_r the account whose journal got entries (NULL if
+ * none), *committed_r a message committed by it (0 if none). */
+static int
+rename_in(struct mfs *m, struct store *s, int64_t from, const char *name, int64_t to,
+	  const char *newname, bool noreplace, struct account **a_r, int64_t *committed_r)
+{
+	struct change_acct ca, cb;
+	struct account *a;
+	if (!change_acct_of(m, s, from, &ca, &a))
+		return ENOENT;
+	if (pop3_of_folder(m, s, from) != NULL || pop3_of_folder(m, s, to) != NULL)
+		return EROFS;
+	/* A message (the common case: one transaction does it all), else a folder. */
+	struct change_renamed rn = {.take = dirty_take};
+	int e = change_rename_msg(s, &ca, from, name, to, newname, noreplace, &rn);
+	if (rn.id != 0) {
+		/* Renamed to a scratch name (or refused): still to be committed later. */
+		if (rn.was_dirty && e != 0 && e != EINVAL)
+			dirty_add(rn.id);
+		if (e == 0) {
+			if (rn.state == STORE_MSG_SCRATCH && rn.was_dirty)
+				dirty_add(rn.id);
+			if (rn.was_scratch && rn.state == STORE_MSG_PENDING)
+				*committed_r = rn.id;
+		}
+		if (e == 0 || e == EINVAL)
+			*a_r = a;
+		return e;
+	}
+	struct store_folder sub;
+	if (e != ENOENT || store_folder_lookup(s, from, name, &sub) != 0)
+		return e;
+	if (!change_acct_of(m, s, to, &cb, NULL))
+		return ENOENT;
+	if (ca.account_id != cb.account_id)
+		return EXDEV; /* mv copies, then removes */
+	e = change_rename_folder(s, &ca, from, name, to, newname, noreplace);
+	if (e == 0)
+		*a_r = a;
+	return e;
+}
+
 void
 mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	   const char *newname, unsigned int flags)
@@ -512,45 +554,16 @@ mfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpa
 	int64_t from, to;
 	if (store_ino_kind(parent, &from) != 1 || store_ino_kind(newparent, &to) != 1)
 		return (void)fuse_reply_err(req, EPERM); /* accounts are not renamed */
-	struct store *s = thread_store(m);
+	struct store *s = writer_store(m);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
-	struct change_acct ca, cb;
-	struct account *a;
-	if (!change_acct_of(m, s, from, &ca, &a))
-		return (void)fuse_reply_err(req, ENOENT);
-	if (pop3_of_folder(m, s, from) != NULL || pop3_of_folder(m, s, to) != NULL)
-		return (void)fuse_reply_err(req, EROFS);
-	bool noreplace = (flags & RENAME_NOREPLACE) != 0;
-	/* A message (the common case: one transaction does it all), else a folder. */
-	struct change_renamed rn = {.take = dirty_take};
-	int e = change_rename_msg(s, &ca, from, name, to, newname, noreplace, &rn);
-	if (rn.id != 0) {
-		/* Renamed to a scratch name (or refused): still to be committed later. */
-		if (rn.was_dirty && e != 0 && e != EINVAL)
-			dirty_add(rn.id);
-		bool committed = false;
-		if (e == 0) {
-			if (rn.state == STORE_MSG_SCRATCH && rn.was_dirty)
-				dirty_add(rn.id);
-			committed = rn.was_scratch && rn.state == STORE_MSG_PENDING;
-		}
-		fuse_reply_err(req, e);
-		if (committed)
-			tell_committed(m, rn.id);
-		if (e == 0 || e == EINVAL)
-			changed(a);
-		return;
-	}
-	struct store_folder sub;
-	if (e != ENOENT || store_folder_lookup(s, from, name, &sub) != 0)
-		return (void)fuse_reply_err(req, e);
-	if (!change_acct_of(m, s, to, &cb, NULL))
-		return (void)fuse_reply_err(req, ENOENT);
-	if (ca.account_id != cb.account_id)
-		return (void)fuse_reply_err(req, EXDEV); /* mv copies, then removes */
-	e = change_rename_folder(s, &ca, from, name, to, newname, noreplace);
+	struct account *a = NULL;
+	int64_t committed = 0;
+	int e = rename_in(m, s, from, name, to, newname, (flags & RENAME_NOREPLACE) != 0, &a,
+			  &committed);
+	writer_done(m);
 	fuse_reply_err(req, e);
-	if (e == 0)
-		changed(a);
+	if (committed != 0)
+		tell_committed(m, committed);
+	changed(a);
 }
