@@ -123,6 +123,11 @@ struct store *thread_store(struct mfs *m);
  * reply and notify the kernel after writer_done(). */
 struct store *writer_store(struct mfs *m);
 void writer_done(struct mfs *m);
+/* For a read that is over in microseconds (a lookup, a getattr): the writer connection if
+ * no one holds it (its pages are the ones the last change touched), else the thread's
+ * own. Never waits. Pass *held to reader_done(). */
+struct store *reader_store(struct mfs *m, bool *held);
+void reader_done(struct mfs *m, bool held);
 struct outbox *thread_outbox(struct mfs *m);
 void dir_attr(struct mfs *m, uint64_t ino, int64_t mtime, struct stat *st);
 

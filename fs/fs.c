@@ -80,6 +80,27 @@ writer_done(struct mfs *m)
 	pthread_mutex_unlock(&m->wstore_mu);
 }
 
+struct store *
+reader_store(struct mfs *m, bool *held)
+{
+	*held = false;
+	if (pthread_mutex_trylock(&m->wstore_mu) == 0) {
+		if (m->wstore != NULL) {
+			*held = true;
+			return m->wstore;
+		}
+		pthread_mutex_unlock(&m->wstore_mu);
+	}
+	return thread_store(m);
+}
+
+void
+reader_done(struct mfs *m, bool held)
+{
+	if (held)
+		pthread_mutex_unlock(&m->wstore_mu);
+}
+
 static void
 outbox_key_free(void *p)
 {

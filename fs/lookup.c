@@ -111,13 +111,45 @@ ino_attr(struct mfs *m, struct store *s, uint64_t ino, struct stat *st, double *
 
 /* ---- lookup, getattr ----------------------------------------------------------------- */
 
+/* A name in a folder (pid; 0: the root) looked up in the store: 0 with *e (a negative
+ * entry when e->ino is 0), or an errno. */
+static int
+lookup_in(struct mfs *m, struct store *s, fuse_ino_t parent, int64_t pid, const char *name,
+	  struct fuse_entry_param *e)
+{
+	struct store_folder f;
+	int r = store_folder_lookup(s, pid, name, &f);
+	if (r == 0) {
+		e->ino = store_ino_folder(f.id);
+		dir_attr(m, e->ino, f.mtime, &e->attr);
+		return 0;
+	}
+	if (r < 0)
+		return EIO;
+	if (parent == FUSE_ROOT_ID)
+		return ENOENT;
+	struct store_msg msg;
+	r = store_msg_lookup(s, pid, name, &msg);
+	if (r == 0) {
+		e->ino = store_ino_msg(msg.id);
+		msg_attr(m, s, &msg, &e->attr);
+		e->attr_timeout = msg_attr_timeout(&msg);
+		return 0;
+	}
+	if (r < 0)
+		return EIO;
+	/* A negative entry for a moment: `cp` looks the name up, then creates it (two
+	 * lookups otherwise). Short, because names the sync adds are not invalidated one by
+	 * one. */
+	memset(e, 0, sizeof(*e));
+	e->entry_timeout = NEGATIVE_TIMEOUT;
+	return 0;
+}
+
 void
 mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mfs *m = fuse_req_userdata(req);
-	struct store *s = thread_store(m);
-	if (s == NULL)
-		return (void)fuse_reply_err(req, EIO);
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
 	e.entry_timeout = TIMEOUT_LONG;
@@ -132,40 +164,20 @@ mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			e.ino = e.attr.st_ino;
 			return (void)fuse_reply_entry(req, &e);
 		}
-		pid = 0;
 	} else if (obx_lookup(m, req, parent, name)) {
 		return;
 	} else if (store_ino_kind(parent, &pid) != 1) {
 		return (void)fuse_reply_err(req, ENOTDIR);
 	}
-	struct store_folder f;
-	int r = store_folder_lookup(s, pid, name, &f);
-	if (r == 0) {
-		e.ino = store_ino_folder(f.id);
-		dir_attr(m, e.ino, f.mtime, &e.attr);
-		return (void)fuse_reply_entry(req, &e);
-	}
-	if (r < 0)
+	bool held;
+	struct store *s = reader_store(m, &held);
+	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
-	if (parent != FUSE_ROOT_ID) {
-		struct store_msg msg;
-		r = store_msg_lookup(s, pid, name, &msg);
-		if (r == 0) {
-			e.ino = store_ino_msg(msg.id);
-			msg_attr(m, s, &msg, &e.attr);
-			e.attr_timeout = msg_attr_timeout(&msg);
-			return (void)fuse_reply_entry(req, &e);
-		}
-		if (r < 0)
-			return (void)fuse_reply_err(req, EIO);
-		/* A negative entry for a moment: `cp` looks the name up, then creates it (two
-		 * lookups otherwise). Short, because names the sync adds are not invalidated
-		 * one by one. */
-		memset(&e, 0, sizeof(e));
-		e.entry_timeout = NEGATIVE_TIMEOUT;
-		return (void)fuse_reply_entry(req, &e);
-	}
-	fuse_reply_err(req, ENOENT);
+	int err = lookup_in(m, s, parent, pid, name, &e);
+	reader_done(m, held);
+	if (err != 0)
+		return (void)fuse_reply_err(req, err);
+	fuse_reply_entry(req, &e);
 }
 
 void
@@ -175,12 +187,14 @@ mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct mfs *m = fuse_req_userdata(req);
 	if (obx_getattr(m, req, ino))
 		return;
-	struct store *s = thread_store(m);
+	bool held;
+	struct store *s = reader_store(m, &held);
 	if (s == NULL)
 		return (void)fuse_reply_err(req, EIO);
 	struct stat st;
 	double timeout;
 	int e = ino_attr(m, s, ino, &st, &timeout);
+	reader_done(m, held);
 	if (e != 0)
 		return (void)fuse_reply_err(req, e);
 	fuse_reply_attr(req, &st, timeout);
