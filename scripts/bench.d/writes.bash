@@ -130,10 +130,10 @@ bw_raw() {
 	[ "$(bw_count BenchWb)" = "$bw_n" ] || die "raw: BenchWb holds $(bw_count BenchWb)"
 }
 
-# bw_floor RUN: the kernel's share of the mv alone: the same bw_n files moved with one
-# `mv` between two directories of a local copy mounted through libfuse's passthrough_ll
-# (-o cache=always), which answers each request with one system call. Any FUSE file system
-# pays these round trips (LOOKUP of the new name, RENAME, GETATTR after it, per file); the
+# bw_floor RUN: the same bw_n files moved with one `mv` between two directories of a local
+# copy mounted through libfuse's passthrough_ll (-o cache=always), which answers each
+# request with a system call or two on the local file system. Any FUSE file system pays
+# these round trips (LOOKUP of the new name, RENAME, GETATTR after it, per file); the
 # one-session figure has no per-file work at all. Sets T_PT.
 bw_floor() {
 	local src=$mb_work/pt-src t0
@@ -188,7 +188,7 @@ bench_writes() {
 		printf '%s (load average before: %s); mailfs %s; Dovecot %s on localhost:%s (imaps). Runs: %d, interleaved; the whole bench took %d s.\n' \
 			"$(nproc) CPUs, Linux $(uname -r)" "$load" "$(git describe --always --dirty 2>/dev/null || echo '?')" \
 			"$(dovecot --version | awk '{print $1}')" "$IMAPS" "$runs" $((SECONDS - t0_all))
-		printf 'mailfs: a fresh cache and a read-write mount with an outbox (`folders = BenchWa BenchWb`), first sync done and `closes = inotify` before the clock starts; one `cp` of the %d files (2 to 4 KB, LF) into MOUNT/alice/BenchWa/, timed until .status says `journal = 0` (polled every 10 ms) and the server then holds %d in BenchWa (checked with doveadm, untimed); then one `mv` of them all into BenchWb/, until `journal = 0`, then BenchWa empty and BenchWb holding %d. One IMAP session (the limit): LOGIN, an APPEND per file (CRLF) each waiting for its OK, then SELECT and one `UID MOVE 1:*`. The one-session figure does no per-file work; the `mv` through any FUSE file system costs three round trips per file, which the passthrough_ll row measures (a local copy of the files, the same `mv`, passthrough_ll -o cache=always).\n\n' \
+		printf 'mailfs: a fresh cache and a read-write mount with an outbox (`folders = BenchWa BenchWb`), first sync done and `closes = inotify` before the clock starts; one `cp` of the %d files (2 to 4 KB, LF) into MOUNT/alice/BenchWa/, timed until .status says `journal = 0` (polled every 10 ms) and the server then holds %d in BenchWa (checked with doveadm, untimed); then one `mv` of them all into BenchWb/, until `journal = 0`, then BenchWa empty and BenchWb holding %d. One IMAP session (the limit): LOGIN, an APPEND per file (CRLF) each waiting for its OK, then SELECT and one `UID MOVE 1:*`. The one-session figure does no per-file work; the `mv` through any FUSE file system costs three round trips per file (LOOKUP, RENAME, GETATTR); the passthrough_ll row is those plus the work of the local file system (a local copy of the files, the same `mv`, passthrough_ll -o cache=always).\n\n' \
 			"$bw_n" "$bw_n" "$bw_n"
 		row "what" "setup" "median s" "all runs (s)" "ratio" "target"
 		row "---" "---" "---:" "---" "---:" "---"
@@ -198,7 +198,7 @@ bench_writes() {
 		row "$bw_n mv, on the server" "one IMAP session: one UID MOVE" "$(bw_med raw.mv)" "${BW[raw.mv]% }" "1.00" ""
 		row "" "mailfs: \`mv\` to another folder" "$(bw_med mfs.mv)" "${BW[mfs.mv]% }" "${rm}x" "<= 1.5x: $(verdict "$rm" 1.5)"
 		row "" "mailfs: when \`mv\` returned" "$(bw_med mfs.mvret)" "${BW[mfs.mvret]% }" "" ""
-		row "" "passthrough_ll: the same \`mv\` between two directories (the kernel's round trips alone)" "$(bw_med pt.mv)" "${BW[pt.mv]% }" "" ""
+		row "" "passthrough_ll: the same \`mv\` between two local directories (the round trips and the local renames)" "$(bw_med pt.mv)" "${BW[pt.mv]% }" "" ""
 		row "" "mailfs against passthrough_ll's \`mv\` + the one UID MOVE ($floor s)" "" "" "${rf}x" "(for reference)"
 		if [ ${#bw_notes[@]} -gt 0 ]; then printf '\n%s\n' "${bw_notes[@]}"; fi
 		printf '\nThe grep -r and rsync -a ratios on the same kind of mount (read-write, with an outbox) are in `scripts/bench mount 10000`.\n'
