@@ -39,7 +39,8 @@ struct ckpt_stats {
 	uint64_t background;  /* checkpoints done by the checkpointer */
 	uint64_t failures;    /* of those, ended by an error other than busy */
 };
-/* Counts since the process started (for tests and .status). */
+/* Counts since the process started (the unit test reads them; .status does not show
+ * them yet). */
 void ckpt_stats(struct ckpt_stats *st);
 
 #endif
